@@ -1,0 +1,112 @@
+//! The `Bus` port: publish envelopes to a topic; subscribe a durable consumer group to a topic.
+//! Competing consumers of one group share its messages; separate groups each get every message.
+//! A delivery is acked, nacked with a delay, or dead-lettered; after `max_attempts` a nacked
+//! message goes to the group's dead-letter topic with its last error.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::envelope::Envelope;
+
+/// A failure of the bus itself (its storage or its broker), never of a handler.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("bus unavailable: {0}")]
+    Unavailable(String),
+    #[error("bus closed")]
+    Closed,
+}
+
+/// How a group consumes a topic.
+#[derive(Debug, Clone)]
+pub struct SubscribeOptions {
+    /// Deliveries of one message before it is dead-lettered.
+    pub max_attempts: u32,
+    /// How long a delivery may stay unacknowledged before it is handed out again.
+    pub ack_wait: Duration,
+}
+
+impl Default for SubscribeOptions {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            ack_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The dead-letter topic of a subscriber group.
+pub fn dead_letter_topic(group: &str) -> String {
+    format!("{group}.dlq")
+}
+
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Publishes each envelope to `topic`. Publishing an envelope whose `id` the topic already
+    /// holds is a no-op, so a relay that retries after a crash never duplicates a message.
+    async fn publish(&self, topic: &str, envelopes: &[Envelope]) -> Result<(), BusError>;
+
+    /// Joins `group` as a consumer of `topic`, creating the group durably if it is new (a new
+    /// group starts from the oldest message the topic retains).
+    async fn subscribe(
+        &self,
+        topic: &str,
+        group: &str,
+        options: SubscribeOptions,
+    ) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// Whether the bus is reachable, for `/ready`.
+    async fn ping(&self) -> Result<(), BusError>;
+}
+
+/// One consumer's handle on a group.
+#[async_trait]
+pub trait Subscription: Send {
+    /// Waits for the next delivery for this consumer.
+    async fn next(&mut self) -> Result<Delivery, BusError>;
+}
+
+/// What a bus adapter does when a delivery is settled.
+#[async_trait]
+pub trait DeliveryHandle: Send + Sync {
+    async fn ack(&self) -> Result<(), BusError>;
+    /// Hands the message out again after `delay`, or dead-letters it when attempts are spent.
+    async fn nack(&self, delay: Duration, error: &str) -> Result<(), BusError>;
+    /// Sends the message straight to the group's dead-letter topic (a poison message).
+    async fn dead_letter(&self, error: &str) -> Result<(), BusError>;
+}
+
+/// A message handed to one consumer, to be settled exactly once.
+pub struct Delivery {
+    pub envelope: Envelope,
+    pub topic: String,
+    /// 1 on the first delivery.
+    pub attempt: u32,
+    pub handle: Box<dyn DeliveryHandle>,
+}
+
+impl Delivery {
+    pub async fn ack(self) -> Result<(), BusError> {
+        self.handle.ack().await
+    }
+
+    pub async fn nack(self, delay: Duration, error: &str) -> Result<(), BusError> {
+        self.handle.nack(delay, error).await
+    }
+
+    pub async fn dead_letter(self, error: &str) -> Result<(), BusError> {
+        self.handle.dead_letter(error).await
+    }
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("topic", &self.topic)
+            .field("id", &self.envelope.id)
+            .field("type", &self.envelope.event_type)
+            .field("attempt", &self.attempt)
+            .finish()
+    }
+}

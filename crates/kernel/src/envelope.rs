@@ -1,0 +1,225 @@
+//! The CloudEvents 1.0 structured-JSON envelope every message travels in (DOMAIN §10), with the
+//! saga and tracing extension attributes and the dead-letter attributes a bus adds.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::event::{DecodeError, IntegrationEvent};
+
+/// A message on the bus. `id` is unique per event and is every consumer's de-duplication key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub specversion: String,
+    pub id: Uuid,
+    pub source: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub time: DateTime<Utc>,
+    pub subject: String,
+    pub datacontenttype: String,
+    pub dataschema: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sagaid: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlationid: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causationid: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// Set only on a dead-lettered copy: the topic it was consumed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadlettertopic: Option<String>,
+    /// Set only on a dead-lettered copy: the last error of its final attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadlettererror: Option<String>,
+    /// Set only on a dead-lettered copy: how many times it was attempted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadletterattempts: Option<u32>,
+    pub data: Value,
+}
+
+/// Where a new event sits in a conversation: the saga it belongs to and the message that caused
+/// it. Handlers derive it from the envelope they are handling so that one onboarding is one
+/// trace.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnvelopeContext {
+    pub sagaid: Option<Uuid>,
+    pub correlationid: Option<Uuid>,
+    pub causationid: Option<Uuid>,
+    pub traceparent: Option<String>,
+}
+
+impl EnvelopeContext {
+    /// The context for a message caused by `cause`: same saga, correlation and trace.
+    pub fn caused_by(cause: &Envelope) -> Self {
+        Self {
+            sagaid: cause.sagaid,
+            correlationid: cause.correlationid.or(Some(cause.id)),
+            causationid: Some(cause.id),
+            traceparent: cause.traceparent.clone(),
+        }
+    }
+}
+
+impl Envelope {
+    /// Wraps `event` for publication by `service` (the `source` becomes `/alpes/<service>`).
+    pub fn wrap<E: IntegrationEvent>(service: &str, event: &E, context: EnvelopeContext) -> Self {
+        let id = crate::new_id();
+        Self {
+            specversion: "1.0".to_owned(),
+            id,
+            source: format!("/alpes/{service}"),
+            event_type: E::TYPE.to_owned(),
+            time: crate::now(),
+            subject: event.subject(),
+            datacontenttype: "application/json".to_owned(),
+            dataschema: format!("urn:alpes:{}:v{}", E::TYPE, E::VERSION),
+            sagaid: context.sagaid,
+            correlationid: context.correlationid.or(Some(id)),
+            causationid: context.causationid,
+            traceparent: context.traceparent,
+            deadlettertopic: None,
+            deadlettererror: None,
+            deadletterattempts: None,
+            data: serde_json::to_value(event).expect("integration events serialize to JSON"),
+        }
+    }
+
+    /// The schema version named by `dataschema` (`urn:alpes:<type>:v<N>`).
+    pub fn schema_version(&self) -> Result<u32, DecodeError> {
+        self.dataschema
+            .rsplit_once(":v")
+            .and_then(|(_, version)| version.parse().ok())
+            .ok_or_else(|| DecodeError::BadSchema(self.dataschema.clone()))
+    }
+
+    /// Reads the payload as `E`, upcasting an older schema version first.
+    pub fn decode<E: IntegrationEvent>(&self) -> Result<E, DecodeError> {
+        if self.event_type != E::TYPE {
+            return Err(DecodeError::WrongType {
+                expected: E::TYPE,
+                actual: self.event_type.clone(),
+            });
+        }
+        let data = E::upcast(self.schema_version()?, self.data.clone())?;
+        Ok(serde_json::from_value(data)?)
+    }
+
+    /// Serializes to the structured-mode JSON bytes that go on the wire.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("envelopes serialize to JSON")
+    }
+
+    /// Parses structured-mode JSON bytes.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    struct Greeted {
+        name: String,
+        polite: bool,
+    }
+
+    impl IntegrationEvent for Greeted {
+        const TYPE: &'static str = "Greeted";
+        const TOPIC: &'static str = "greetings";
+        const VERSION: u32 = 2;
+
+        fn upcast(version: u32, mut data: Value) -> Result<Value, DecodeError> {
+            match version {
+                1 => {
+                    data["polite"] = Value::Bool(true);
+                    Ok(data)
+                }
+                2 => Ok(data),
+                _ => Err(DecodeError::UnknownVersion {
+                    event_type: Self::TYPE.into(),
+                    version,
+                }),
+            }
+        }
+
+        fn subject(&self) -> String {
+            self.name.clone()
+        }
+    }
+
+    #[test]
+    fn a_wrapped_event_round_trips_through_json() {
+        let event = Greeted {
+            name: "ana".into(),
+            polite: false,
+        };
+        let envelope = Envelope::wrap("test", &event, EnvelopeContext::default());
+        let back = Envelope::from_json(&envelope.to_json()).unwrap();
+        assert_eq!(back, envelope);
+        assert_eq!(back.dataschema, "urn:alpes:Greeted:v2");
+        assert_eq!(back.source, "/alpes/test");
+        assert_eq!(back.correlationid, Some(back.id));
+        assert_eq!(back.decode::<Greeted>().unwrap(), event);
+    }
+
+    #[test]
+    fn an_older_version_is_upcast_on_read() {
+        let mut envelope = Envelope::wrap(
+            "test",
+            &Greeted {
+                name: "ana".into(),
+                polite: false,
+            },
+            EnvelopeContext::default(),
+        );
+        envelope.dataschema = "urn:alpes:Greeted:v1".into();
+        envelope.data = serde_json::json!({"name": "ana"});
+        let event: Greeted = envelope.decode().unwrap();
+        assert!(event.polite);
+    }
+
+    #[test]
+    fn an_unknown_version_or_type_is_refused() {
+        let mut envelope = Envelope::wrap(
+            "test",
+            &Greeted {
+                name: "ana".into(),
+                polite: false,
+            },
+            EnvelopeContext::default(),
+        );
+        envelope.dataschema = "urn:alpes:Greeted:v9".into();
+        assert!(matches!(
+            envelope.decode::<Greeted>(),
+            Err(DecodeError::UnknownVersion { version: 9, .. })
+        ));
+        envelope.event_type = "Other".into();
+        assert!(matches!(
+            envelope.decode::<Greeted>(),
+            Err(DecodeError::WrongType { .. })
+        ));
+    }
+
+    #[test]
+    fn a_caused_event_inherits_saga_and_correlation() {
+        let mut cause = Envelope::wrap(
+            "test",
+            &Greeted {
+                name: "a".into(),
+                polite: true,
+            },
+            EnvelopeContext::default(),
+        );
+        cause.sagaid = Some(crate::new_id());
+        let context = EnvelopeContext::caused_by(&cause);
+        assert_eq!(context.sagaid, cause.sagaid);
+        assert_eq!(context.causationid, Some(cause.id));
+        assert_eq!(context.correlationid, cause.correlationid);
+    }
+}
