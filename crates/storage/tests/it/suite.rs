@@ -1,0 +1,303 @@
+//! The behaviours themselves, each taking a migrated database of either backend.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kernel::{Bus, BusError, Envelope, EnvelopeContext, SubscribeOptions, Subscription};
+use serde::{Deserialize, Serialize};
+use storage::idempotency::{self, StoredResponse};
+use storage::outbox::{self, Relay};
+use storage::{inbox, Db, Migration};
+use uuid::Uuid;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Ping {
+    n: u32,
+}
+
+impl kernel::IntegrationEvent for Ping {
+    const TYPE: &'static str = "Ping";
+    const TOPIC: &'static str = "pings";
+    const VERSION: u32 = 1;
+
+    fn subject(&self) -> String {
+        self.n.to_string()
+    }
+}
+
+/// A bus that records every publish call, so a test can see a row published twice (a real bus
+/// would hide it by de-duplicating), and can be told to fail.
+#[derive(Default)]
+struct RecordingBus {
+    published: Mutex<Vec<(String, Envelope)>>,
+    failing: AtomicBool,
+}
+
+impl RecordingBus {
+    fn ids(&self) -> Vec<Uuid> {
+        self.published
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, e)| e.id)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Bus for RecordingBus {
+    async fn publish(&self, topic: &str, envelopes: &[Envelope]) -> Result<(), BusError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(BusError::Unavailable("told to fail".into()));
+        }
+        let mut published = self.published.lock().unwrap();
+        published.extend(envelopes.iter().map(|e| (topic.to_owned(), e.clone())));
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        _topic: &str,
+        _group: &str,
+        _options: SubscribeOptions,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        Err(BusError::Unavailable(
+            "a recording bus has no subscribers".into(),
+        ))
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        Ok(())
+    }
+}
+
+fn ping(n: u32) -> Envelope {
+    Envelope::wrap("test", &Ping { n }, EnvelopeContext::default())
+}
+
+async fn append_committed(db: &Db, envelopes: &[Envelope]) {
+    let mut tx = db.begin().await.unwrap();
+    for envelope in envelopes {
+        outbox::append(&mut tx, "pings", envelope).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+pub async fn migrations_run_once_and_again_is_a_no_op(db: Db) {
+    let migrations = [Migration {
+        version: 1,
+        name: "thing",
+        sqlite: "CREATE TABLE thing (thing_id INTEGER PRIMARY KEY)",
+        postgres: "CREATE TABLE thing (thing_id BIGINT PRIMARY KEY)",
+    }];
+    db.migrate_with("component", &migrations).await.unwrap();
+    // A second start (or a second replica) must not re-run the CREATE TABLE.
+    db.migrate_with("component", &migrations).await.unwrap();
+    storage::with_db!(&db, conn => sqlx::query("INSERT INTO thing (thing_id) VALUES (1)")
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))
+    .unwrap();
+}
+
+pub async fn the_relay_publishes_committed_rows_in_order_and_empties_the_outbox(db: Db) {
+    let envelopes: Vec<Envelope> = (0..600).map(ping).collect();
+    append_committed(&db, &envelopes).await;
+    assert_eq!(outbox::backlog(&db).await.unwrap(), 600);
+    let bus = Arc::new(RecordingBus::default());
+    let relay = Relay::new(db.clone(), bus.clone());
+    let mut total = 0;
+    loop {
+        let n = relay.relay_once().await.unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    assert_eq!(total, 600);
+    let expected: Vec<Uuid> = envelopes.iter().map(|e| e.id).collect();
+    assert_eq!(bus.ids(), expected, "one relay publishes in commit order");
+    assert!(bus
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|(topic, _)| topic == "pings"));
+    assert_eq!(outbox::backlog(&db).await.unwrap(), 0);
+}
+
+pub async fn rolled_back_outbox_rows_are_never_published(db: Db) {
+    let mut tx = db.begin().await.unwrap();
+    outbox::append(&mut tx, "pings", &ping(1)).await.unwrap();
+    drop(tx);
+    let bus = Arc::new(RecordingBus::default());
+    assert_eq!(
+        Relay::new(db.clone(), bus.clone())
+            .relay_once()
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(bus.ids().is_empty());
+}
+
+pub async fn concurrent_relays_never_publish_a_row_twice(db: Db) {
+    let envelopes: Vec<Envelope> = (0..2_000).map(ping).collect();
+    append_committed(&db, &envelopes).await;
+    let bus = Arc::new(RecordingBus::default());
+    let relays: Vec<_> = (0..4)
+        .map(|_| {
+            let relay = Relay::new(db.clone(), bus.clone());
+            tokio::spawn(async move { while relay.relay_once().await.unwrap() > 0 {} })
+        })
+        .collect();
+    for relay in relays {
+        relay.await.unwrap();
+    }
+    let mut counts: HashMap<Uuid, usize> = HashMap::new();
+    for id in bus.ids() {
+        *counts.entry(id).or_default() += 1;
+    }
+    assert_eq!(counts.len(), 2_000, "every row was published");
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "no row was published twice"
+    );
+    assert_eq!(outbox::backlog(&db).await.unwrap(), 0);
+}
+
+pub async fn a_failed_publish_releases_the_claim_for_a_retry(db: Db) {
+    append_committed(&db, &[ping(1), ping(2)]).await;
+    let bus = Arc::new(RecordingBus::default());
+    let relay = Relay::new(db.clone(), bus.clone());
+    bus.failing.store(true, Ordering::SeqCst);
+    assert!(relay.relay_once().await.is_err());
+    assert_eq!(outbox::backlog(&db).await.unwrap(), 2, "nothing is lost");
+    bus.failing.store(false, Ordering::SeqCst);
+    // Released at once: no need to wait for the lease to expire.
+    assert_eq!(relay.relay_once().await.unwrap(), 2);
+    assert_eq!(bus.ids().len(), 2);
+}
+
+pub async fn an_expired_claim_of_a_dead_relay_is_taken_over(db: Db) {
+    append_committed(&db, &[ping(1)]).await;
+    // A relay that claims and then dies before publishing: simulated by a claim whose lease is
+    // already over.
+    storage::with_db!(&db, conn => sqlx::query(
+        "UPDATE outbox SET claimed_by = $1, claimed_until = $2",
+    )
+    .bind(Uuid::now_v7())
+    .bind(kernel::now() - chrono::Duration::seconds(1))
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))
+    .unwrap();
+    let bus = Arc::new(RecordingBus::default());
+    let relay = Relay::new(db.clone(), bus.clone()).with_lease(Duration::from_secs(30));
+    assert_eq!(relay.relay_once().await.unwrap(), 1);
+    // A live claim is respected.
+    append_committed(&db, &[ping(2)]).await;
+    let other = Relay::new(db.clone(), Arc::new(RecordingBus::default()));
+    storage::with_db!(&db, conn => sqlx::query(
+        "UPDATE outbox SET claimed_by = $1, claimed_until = $2",
+    )
+    .bind(Uuid::now_v7())
+    .bind(kernel::now() + chrono::Duration::seconds(30))
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))
+    .unwrap();
+    assert_eq!(other.relay_once().await.unwrap(), 0);
+}
+
+pub async fn the_inbox_admits_an_event_once_per_group(db: Db) {
+    let event = Uuid::now_v7();
+    let mut tx = db.begin().await.unwrap();
+    assert!(inbox::first_delivery(&mut tx, "group-a", event)
+        .await
+        .unwrap());
+    tx.commit().await.unwrap();
+    let mut tx = db.begin().await.unwrap();
+    assert!(!inbox::first_delivery(&mut tx, "group-a", event)
+        .await
+        .unwrap());
+    assert!(inbox::first_delivery(&mut tx, "group-b", event)
+        .await
+        .unwrap());
+    tx.commit().await.unwrap();
+    assert!(inbox::contains(&db, "group-b", event).await.unwrap());
+}
+
+pub async fn an_inbox_row_rolls_back_with_the_effects(db: Db) {
+    let event = Uuid::now_v7();
+    let mut tx = db.begin().await.unwrap();
+    assert!(inbox::first_delivery(&mut tx, "group", event)
+        .await
+        .unwrap());
+    outbox::append(&mut tx, "pings", &ping(1)).await.unwrap();
+    drop(tx); // the handler failed: neither the effect nor the inbox row may remain
+    assert!(!inbox::contains(&db, "group", event).await.unwrap());
+    assert_eq!(outbox::backlog(&db).await.unwrap(), 0);
+    let mut tx = db.begin().await.unwrap();
+    assert!(
+        inbox::first_delivery(&mut tx, "group", event)
+            .await
+            .unwrap(),
+        "the redelivery is handled"
+    );
+    tx.commit().await.unwrap();
+}
+
+pub async fn idempotency_responses_are_stored_and_a_twin_key_conflicts(db: Db) {
+    let response = StoredResponse {
+        request_hash: "h1".into(),
+        status: 201,
+        location: Some("/things/1".into()),
+        body: "{\"id\":1}".into(),
+    };
+    assert_eq!(idempotency::find(&db, "things", "k1").await.unwrap(), None);
+    let mut tx = db.begin().await.unwrap();
+    idempotency::store(&mut tx, "things", "k1", &response)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        idempotency::find(&db, "things", "k1").await.unwrap(),
+        Some(response.clone())
+    );
+    assert_eq!(idempotency::find(&db, "other", "k1").await.unwrap(), None);
+    let mut tx = db.begin().await.unwrap();
+    let twin = idempotency::store(&mut tx, "things", "k1", &response)
+        .await
+        .unwrap_err();
+    assert!(storage::is_unique_violation(&twin), "{twin}");
+}
+
+pub async fn orphaned_claims_are_released_at_start_only_where_one_process_owns_the_db(db: Db) {
+    append_committed(&db, &[ping(1)]).await;
+    storage::with_db!(&db, conn => sqlx::query(
+        "UPDATE outbox SET claimed_by = $1, claimed_until = $2",
+    )
+    .bind(Uuid::now_v7())
+    .bind(kernel::now() + chrono::Duration::seconds(30))
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))
+    .unwrap();
+    let relay = Relay::new(db.clone(), Arc::new(RecordingBus::default()));
+    let released = relay.release_orphaned_claims().await.unwrap();
+    match db.backend() {
+        storage::Backend::Sqlite => {
+            assert_eq!(released, 1);
+            assert_eq!(relay.relay_once().await.unwrap(), 1);
+        }
+        // Another replica may be alive and publishing: its claim stands.
+        storage::Backend::Postgres => {
+            assert_eq!(released, 0);
+            assert_eq!(relay.relay_once().await.unwrap(), 0);
+        }
+    }
+}
