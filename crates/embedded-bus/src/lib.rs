@@ -1,0 +1,467 @@
+//! The embedded, durable event bus: the `kernel::Bus` port over its own SQLite file, used in
+//! embedded mode where every service runs in one process. A publish is committed (WAL,
+//! `synchronous=FULL`) before it returns; each group's position is its set of unacknowledged
+//! deliveries, so a killed process loses nothing and redelivers what was not acked.
+//! One process owns the file at a time: opening it hands out again every in-flight delivery.
+
+mod schema;
+mod subscription;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use kernel::bus::dead_letter_topic;
+use kernel::{Bus, BusError, Envelope, SubscribeOptions, Subscription};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
+use tokio::sync::Notify;
+
+use crate::subscription::EmbeddedSubscription;
+
+/// A handle on the bus file. Cloning is cheap and shares the connection and the wake-ups.
+#[derive(Clone)]
+pub struct EmbeddedBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// A single connection: every statement, read or write, queues in-process, so SQLite never
+    /// answers "busy" and a claim never races another claim.
+    pool: SqlitePool,
+    /// One `Notify` per topic, woken after a commit makes a delivery of that topic available.
+    /// Waiters also poll, so a missed wake-up only delays a delivery.
+    wakers: Mutex<HashMap<String, Arc<Notify>>>,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for EmbeddedBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedBus")
+            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedBus {
+    /// Opens (creating if missing) the bus file at `path` and recovers from a previous process:
+    /// every delivery it left in flight becomes available at once.
+    ///
+    /// Fails with `BusError::Unavailable` when the file cannot be opened or is not a bus.
+    pub async fn open(path: &Path) -> Result<EmbeddedBus, BusError> {
+        Self::open_with(path, true).await
+    }
+
+    /// Opens the bus file beside the process that owns it, without taking over its leases:
+    /// for operator tools (`alpes dlq …`) that run while the platform is up. SQLite's locking
+    /// keeps the two processes' writes apart; the owner notices new deliveries at its next poll.
+    pub async fn attach(path: &Path) -> Result<EmbeddedBus, BusError> {
+        if !path.exists() {
+            return Err(BusError::Unavailable(format!(
+                "no bus file at {}",
+                path.display()
+            )));
+        }
+        Self::open_with(path, false).await
+    }
+
+    async fn open_with(path: &Path, recover: bool) -> Result<EmbeddedBus, BusError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a published message survives power loss, not only a process crash, because
+            // the publisher (an outbox relay) forgets it as soon as publish returns.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            // Idle subscribers poll; logging each statement would drown the logs.
+            .disable_statement_logging();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(|error| {
+                BusError::Unavailable(format!("cannot open bus file {}: {error}", path.display()))
+            })?;
+        let mut tx = pool.begin().await.map_err(bus_error)?;
+        schema::create(&mut tx).await.map_err(bus_error)?;
+        if recover {
+            // The previous owner of the file is gone, so nobody will settle its leases.
+            sqlx::query(
+                "UPDATE bus_delivery SET in_flight = 0, available_at = $1 WHERE in_flight = 1",
+            )
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(bus_error)?;
+        }
+        tx.commit().await.map_err(bus_error)?;
+        Ok(EmbeddedBus {
+            inner: Arc::new(Inner {
+                pool,
+                wakers: Mutex::new(HashMap::new()),
+                closed: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Closes the file after in-progress statements finish. Afterwards every operation on this
+    /// bus, its subscriptions and its deliveries fails with `BusError::Closed`; unsettled
+    /// deliveries are handed out again by the next `open`.
+    pub async fn close(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        let wakers: Vec<Arc<Notify>> = self.wakers().values().cloned().collect();
+        for waker in wakers {
+            waker.notify_waiters();
+        }
+        self.inner.pool.close().await;
+    }
+
+    /// How many messages `group` has not yet acknowledged, over all the topics it consumes
+    /// (in flight, waiting for a retry, or not yet delivered).
+    pub async fn pending(&self, group: &str) -> Result<i64, BusError> {
+        self.ensure_open()?;
+        sqlx::query_scalar("SELECT COUNT(*) FROM bus_delivery WHERE group_name = $1")
+            .bind(group)
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(bus_error)
+    }
+
+    /// The messages dead-lettered by `group`, oldest first: the contents of its dead-letter
+    /// topic, which are kept whether or not anyone consumes that topic.
+    pub async fn dead_letters(&self, group: &str) -> Result<Vec<Envelope>, BusError> {
+        self.ensure_open()?;
+        let bodies: Vec<String> =
+            sqlx::query_scalar("SELECT envelope FROM bus_message WHERE topic = $1 ORDER BY seq")
+                .bind(dead_letter_topic(group))
+                .fetch_all(&self.inner.pool)
+                .await
+                .map_err(bus_error)?;
+        bodies
+            .iter()
+            .map(|body| {
+                serde_json::from_str(body).map_err(|error| {
+                    BusError::Unavailable(format!("unreadable dead letter: {error}"))
+                })
+            })
+            .collect()
+    }
+
+    /// The groups that have a dead-letter topic with messages in it, with their counts.
+    pub async fn dead_letter_counts(&self) -> Result<Vec<(String, i64)>, BusError> {
+        self.ensure_open()?;
+        let suffix = dead_letter_topic("");
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT topic, COUNT(*) FROM bus_message WHERE topic LIKE $1 GROUP BY topic ORDER BY topic",
+        )
+        .bind(format!("%{suffix}"))
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(bus_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(topic, count)| (topic.trim_end_matches(&suffix).to_owned(), count))
+            .collect())
+    }
+
+    /// Hands every dead letter of `group` back to that group (and only to it) for a fresh round
+    /// of attempts, and removes it from the dead-letter topic. Returns how many were replayed.
+    /// Handlers are idempotent, so replaying a message that had in fact taken effect is safe.
+    pub async fn replay_dead_letters(&self, group: &str) -> Result<usize, BusError> {
+        self.ensure_open()?;
+        let dead_topic = dead_letter_topic(group);
+        let now = now_ms();
+        let mut tx = self.inner.pool.begin().await.map_err(bus_error)?;
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT seq, envelope FROM bus_message WHERE topic = $1 ORDER BY seq")
+                .bind(&dead_topic)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(bus_error)?;
+        let mut topics = Vec::new();
+        for (dead_seq, body) in &rows {
+            let mut envelope: Envelope = serde_json::from_str(body).map_err(|error| {
+                BusError::Unavailable(format!("unreadable dead letter: {error}"))
+            })?;
+            let Some(topic) = envelope.deadlettertopic.take() else {
+                continue;
+            };
+            envelope.deadlettererror = None;
+            envelope.deadletterattempts = None;
+            let original: Option<i64> = sqlx::query_scalar(
+                "SELECT seq FROM bus_message WHERE topic = $1 AND event_id = $2",
+            )
+            .bind(&topic)
+            .bind(envelope.id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(bus_error)?;
+            let seq = match original {
+                Some(seq) => seq,
+                // Pruned since: store it again, without fanning it out to the other groups.
+                None => sqlx::query_scalar(
+                    "INSERT INTO bus_message (topic, event_id, envelope, published_at) \
+                     VALUES ($1, $2, $3, $4) RETURNING seq",
+                )
+                .bind(&topic)
+                .bind(envelope.id.to_string())
+                .bind(serde_json::to_string(&envelope).map_err(|error| {
+                    BusError::Unavailable(format!("envelope does not serialize: {error}"))
+                })?)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(bus_error)?,
+            };
+            sqlx::query(
+                "INSERT INTO bus_delivery (group_name, seq, topic, attempts, available_at, in_flight) \
+                 VALUES ($1, $2, $3, 0, $4, 0) ON CONFLICT DO NOTHING",
+            )
+            .bind(group)
+            .bind(seq)
+            .bind(&topic)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(bus_error)?;
+            sqlx::query("DELETE FROM bus_delivery WHERE seq = $1")
+                .bind(dead_seq)
+                .execute(&mut *tx)
+                .await
+                .map_err(bus_error)?;
+            sqlx::query("DELETE FROM bus_message WHERE seq = $1")
+                .bind(dead_seq)
+                .execute(&mut *tx)
+                .await
+                .map_err(bus_error)?;
+            topics.push(topic);
+        }
+        tx.commit().await.map_err(bus_error)?;
+        for topic in &topics {
+            self.wake(topic);
+        }
+        Ok(topics.len())
+    }
+
+    /// Deletes messages published more than `retention` ago that no group still has to
+    /// consume, and returns how many went. Dead-letter topics are kept until an operator deals
+    /// with them. A pruned id is forgotten by de-duplication and by groups created later, so
+    /// `retention` should be far longer than any publisher retries (days, not seconds).
+    pub async fn prune(&self, retention: Duration) -> Result<u64, BusError> {
+        self.ensure_open()?;
+        let cutoff =
+            now_ms().saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+        // Below the oldest pending delivery rather than "without a delivery": one scan of
+        // bus_delivery instead of a lookup per message, at the price of keeping everything
+        // younger than a message some group is stuck on.
+        let deleted = sqlx::query(
+            "DELETE FROM bus_message WHERE published_at <= $1 AND topic NOT LIKE $2 \
+             AND seq < COALESCE((SELECT MIN(seq) FROM bus_delivery), 9223372036854775807)",
+        )
+        .bind(cutoff)
+        .bind(format!("%{}", dead_letter_topic("")))
+        .execute(&self.inner.pool)
+        .await
+        .map_err(bus_error)?
+        .rows_affected();
+        Ok(deleted)
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.inner.pool
+    }
+
+    pub(crate) fn ensure_open(&self) -> Result<(), BusError> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            Err(BusError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn wakers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Notify>>> {
+        // The map stays consistent even if a holder panicked: it only ever gains entries.
+        self.inner
+            .wakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn waker(&self, topic: &str) -> Arc<Notify> {
+        self.wakers()
+            .entry(topic.to_owned())
+            .or_insert_with(|| Arc::new(Notify::new()))
+            .clone()
+    }
+
+    /// Wakes the subscribers of `topic` waiting for a delivery.
+    pub(crate) fn wake(&self, topic: &str) {
+        let waker = self.wakers().get(topic).cloned();
+        if let Some(waker) = waker {
+            waker.notify_waiters();
+        }
+    }
+}
+
+#[async_trait]
+impl Bus for EmbeddedBus {
+    async fn publish(&self, topic: &str, envelopes: &[Envelope]) -> Result<(), BusError> {
+        self.ensure_open()?;
+        if envelopes.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut tx = self.inner.pool.begin().await.map_err(bus_error)?;
+        let mut added = false;
+        for envelope in envelopes {
+            added |= insert_message(&mut tx, topic, envelope, now).await?;
+        }
+        tx.commit().await.map_err(bus_error)?;
+        if added {
+            self.wake(topic);
+        }
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        topic: &str,
+        group: &str,
+        options: SubscribeOptions,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        self.ensure_open()?;
+        let now = now_ms();
+        // Registration and backfill share the single connection with publish, so no message
+        // can be published between them and be missed.
+        let mut tx = self.inner.pool.begin().await.map_err(bus_error)?;
+        let created = sqlx::query(
+            "INSERT INTO bus_group (group_name, topic, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(group)
+        .bind(topic)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(bus_error)?
+        .rows_affected()
+            == 1;
+        if created {
+            sqlx::query(
+                "INSERT INTO bus_delivery (group_name, seq, topic, attempts, available_at, in_flight) \
+                 SELECT $1, seq, topic, 0, $2, 0 FROM bus_message WHERE topic = $3 \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(group)
+            .bind(now)
+            .bind(topic)
+            .execute(&mut *tx)
+            .await
+            .map_err(bus_error)?;
+        }
+        tx.commit().await.map_err(bus_error)?;
+        Ok(Box::new(EmbeddedSubscription::new(
+            self.clone(),
+            topic,
+            group,
+            options,
+        )))
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        self.ensure_open()?;
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.pool)
+            .await
+            .map_err(bus_error)?;
+        Ok(())
+    }
+}
+
+/// Stores `envelope` on `topic` and gives every group of the topic a delivery of it. Returns
+/// false when the topic already holds the envelope's id (a duplicate publish is a no-op).
+pub(crate) async fn insert_message(
+    conn: &mut SqliteConnection,
+    topic: &str,
+    envelope: &Envelope,
+    now: i64,
+) -> Result<bool, BusError> {
+    let body = serde_json::to_string(envelope).map_err(|error| {
+        BusError::Unavailable(format!(
+            "envelope {} does not serialize: {error}",
+            envelope.id
+        ))
+    })?;
+    let seq: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO bus_message (topic, event_id, envelope, published_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (topic, event_id) DO NOTHING RETURNING seq",
+    )
+    .bind(topic)
+    .bind(envelope.id.to_string())
+    .bind(body)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(bus_error)?;
+    let Some(seq) = seq else {
+        return Ok(false);
+    };
+    sqlx::query(
+        "INSERT INTO bus_delivery (group_name, seq, topic, attempts, available_at, in_flight) \
+         SELECT group_name, $1, topic, 0, $2, 0 FROM bus_group WHERE topic = $3",
+    )
+    .bind(seq)
+    .bind(now)
+    .bind(topic)
+    .execute(&mut *conn)
+    .await
+    .map_err(bus_error)?;
+    Ok(true)
+}
+
+/// Publishes the dead-lettered copy of `envelope` (consumed by `group` from `topic`) to the
+/// group's dead-letter topic. The caller deletes the delivery in the same transaction.
+pub(crate) async fn insert_dead_letter(
+    conn: &mut SqliteConnection,
+    group: &str,
+    topic: &str,
+    envelope: &Envelope,
+    error: &str,
+    attempts: u32,
+) -> Result<(), BusError> {
+    let mut copy = envelope.clone();
+    copy.deadlettertopic = Some(topic.to_owned());
+    copy.deadlettererror = Some(error.to_owned());
+    copy.deadletterattempts = Some(attempts);
+    insert_message(conn, &dead_letter_topic(group), &copy, now_ms()).await?;
+    Ok(())
+}
+
+/// A pool closed by `close` means the bus is closed; anything else is storage trouble.
+pub(crate) fn bus_error(error: sqlx::Error) -> BusError {
+    match error {
+        sqlx::Error::PoolClosed => BusError::Closed,
+        other => BusError::Unavailable(other.to_string()),
+    }
+}
+
+/// Wall-clock milliseconds: availability times must survive a restart, which a monotonic clock
+/// does not.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// `now + delay` in the milliseconds of `now_ms`, saturating rather than overflowing.
+pub(crate) fn after(now: i64, delay: Duration) -> i64 {
+    now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX))
+}

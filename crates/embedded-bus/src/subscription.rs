@@ -1,0 +1,281 @@
+//! One consumer of a group on the embedded bus, and the handle that settles its deliveries.
+//! A claim is a lease: the delivery row is marked in flight until `now + ack_wait`, after which
+//! any consumer of the group may claim it again. Settling checks the attempt it was handed, so
+//! a consumer whose lease expired cannot nack or dead-letter a message someone else now holds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kernel::bus::dead_letter_topic;
+use kernel::{BusError, Delivery, DeliveryHandle, Envelope, SubscribeOptions, Subscription};
+use sqlx::Row;
+
+use crate::{after, bus_error, insert_dead_letter, now_ms, EmbeddedBus};
+
+/// The longest a waiting consumer goes without looking, should a wake-up be missed.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+pub(crate) struct EmbeddedSubscription {
+    bus: EmbeddedBus,
+    topic: Arc<str>,
+    group: Arc<str>,
+    max_attempts: u32,
+    ack_wait: Duration,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+enum Claim {
+    // Boxed: the claim is short-lived, and the empty case should not carry a delivery's size.
+    Ready(Box<Delivery>),
+    /// Nothing is ready; the earliest time something of this group and topic will be.
+    Empty {
+        next_available_at: Option<i64>,
+    },
+}
+
+impl EmbeddedSubscription {
+    pub(crate) fn new(
+        bus: EmbeddedBus,
+        topic: &str,
+        group: &str,
+        options: SubscribeOptions,
+    ) -> Self {
+        let wake = bus.waker(topic);
+        Self {
+            bus,
+            topic: topic.into(),
+            group: group.into(),
+            // Zero attempts would dead-letter every message unseen; treat it as one.
+            max_attempts: options.max_attempts.max(1),
+            ack_wait: options.ack_wait,
+            wake,
+        }
+    }
+
+    /// Claims the oldest ready delivery in one transaction. A delivery whose leases have run out
+    /// `max_attempts` times without being settled (its handler hangs, or kills the process) is
+    /// dead-lettered instead of handed out again.
+    async fn claim(&self) -> Result<Claim, BusError> {
+        let now = now_ms();
+        let mut tx = self.bus.pool().begin().await.map_err(bus_error)?;
+        let mut dead_lettered = false;
+        let claimed = loop {
+            let row = sqlx::query(
+                "SELECT d.seq, d.attempts, d.last_error, m.envelope \
+                 FROM bus_delivery d JOIN bus_message m ON m.seq = d.seq \
+                 WHERE d.group_name = $1 AND d.topic = $2 AND d.available_at <= $3 \
+                 ORDER BY d.available_at, d.seq LIMIT 1",
+            )
+            .bind(&*self.group)
+            .bind(&*self.topic)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(bus_error)?;
+            let Some(row) = row else {
+                let next_available_at: Option<i64> = sqlx::query_scalar(
+                    "SELECT MIN(available_at) FROM bus_delivery \
+                     WHERE group_name = $1 AND topic = $2",
+                )
+                .bind(&*self.group)
+                .bind(&*self.topic)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(bus_error)?;
+                break Claim::Empty { next_available_at };
+            };
+            let seq: i64 = row.try_get("seq").map_err(bus_error)?;
+            let attempts: i64 = row.try_get("attempts").map_err(bus_error)?;
+            let last_error: Option<String> = row.try_get("last_error").map_err(bus_error)?;
+            let body: String = row.try_get("envelope").map_err(bus_error)?;
+            let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
+            let envelope: Envelope = match serde_json::from_str(&body) {
+                Ok(envelope) => envelope,
+                Err(error) => {
+                    // Only a hand-edited file gets here. Handing it out is impossible and
+                    // keeping it would block the group, so drop the delivery and keep the
+                    // message row for inspection.
+                    tracing::error!(
+                        seq,
+                        group = %self.group,
+                        %error,
+                        "unreadable message on the embedded bus; skipping it"
+                    );
+                    self.delete_delivery(&mut tx, seq).await?;
+                    continue;
+                }
+            };
+            if attempts >= self.max_attempts {
+                let error = last_error
+                    .unwrap_or_else(|| format!("not acknowledged within {:?}", self.ack_wait));
+                self.delete_delivery(&mut tx, seq).await?;
+                insert_dead_letter(
+                    &mut tx,
+                    &self.group,
+                    &self.topic,
+                    &envelope,
+                    &error,
+                    attempts,
+                )
+                .await?;
+                dead_lettered = true;
+                continue;
+            }
+            sqlx::query(
+                "UPDATE bus_delivery SET attempts = attempts + 1, in_flight = 1, available_at = $1 \
+                 WHERE group_name = $2 AND seq = $3",
+            )
+            .bind(after(now, self.ack_wait))
+            .bind(&*self.group)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(bus_error)?;
+            let attempt = attempts.saturating_add(1);
+            break Claim::Ready(Box::new(Delivery {
+                envelope: envelope.clone(),
+                topic: self.topic.to_string(),
+                attempt,
+                handle: Box::new(EmbeddedDeliveryHandle {
+                    bus: self.bus.clone(),
+                    group: self.group.clone(),
+                    topic: self.topic.clone(),
+                    seq,
+                    attempt,
+                    max_attempts: self.max_attempts,
+                    envelope,
+                }),
+            }));
+        };
+        tx.commit().await.map_err(bus_error)?;
+        if dead_lettered {
+            self.bus.wake(&dead_letter_topic(&self.group));
+        }
+        Ok(claimed)
+    }
+
+    async fn delete_delivery(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        seq: i64,
+    ) -> Result<(), BusError> {
+        sqlx::query("DELETE FROM bus_delivery WHERE group_name = $1 AND seq = $2")
+            .bind(&*self.group)
+            .bind(seq)
+            .execute(conn)
+            .await
+            .map_err(bus_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Subscription for EmbeddedSubscription {
+    /// Cancelling this future (a `select!` or a timeout) loses nothing: at worst a delivery
+    /// claimed during the cancelled call stays leased until its ack wait runs out.
+    async fn next(&mut self) -> Result<Delivery, BusError> {
+        loop {
+            self.bus.ensure_open()?;
+            // Registered before looking, so a publish committed after the look still wakes us.
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let next_available_at = match self.claim().await? {
+                Claim::Ready(delivery) => return Ok(*delivery),
+                Claim::Empty { next_available_at } => next_available_at,
+            };
+            let poll_ms = i64::try_from(POLL_INTERVAL.as_millis()).unwrap_or(i64::MAX);
+            let wait_ms = next_available_at
+                .map_or(poll_ms, |at| at.saturating_sub(now_ms()).clamp(1, poll_ms));
+            let wait = Duration::from_millis(u64::try_from(wait_ms).unwrap_or(1));
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+struct EmbeddedDeliveryHandle {
+    bus: EmbeddedBus,
+    group: Arc<str>,
+    topic: Arc<str>,
+    seq: i64,
+    /// The attempt this handle was given: the token that proves it still holds the lease.
+    attempt: u32,
+    max_attempts: u32,
+    envelope: Envelope,
+}
+
+#[async_trait]
+impl DeliveryHandle for EmbeddedDeliveryHandle {
+    /// Acknowledges even after the lease ran out: the work is done, and a copy handed to another
+    /// consumer meanwhile is harmless to drop because handlers are idempotent.
+    async fn ack(&self) -> Result<(), BusError> {
+        self.bus.ensure_open()?;
+        sqlx::query("DELETE FROM bus_delivery WHERE group_name = $1 AND seq = $2")
+            .bind(&*self.group)
+            .bind(self.seq)
+            .execute(self.bus.pool())
+            .await
+            .map_err(bus_error)?;
+        Ok(())
+    }
+
+    async fn nack(&self, delay: Duration, error: &str) -> Result<(), BusError> {
+        if self.attempt >= self.max_attempts {
+            return self.dead_letter(error).await;
+        }
+        self.bus.ensure_open()?;
+        // Matching the attempt leaves alone a message another consumer claimed after our lease
+        // ran out.
+        sqlx::query(
+            "UPDATE bus_delivery SET in_flight = 0, available_at = $1, last_error = $2 \
+             WHERE group_name = $3 AND seq = $4 AND attempts = $5",
+        )
+        .bind(after(now_ms(), delay))
+        .bind(error)
+        .bind(&*self.group)
+        .bind(self.seq)
+        .bind(i64::from(self.attempt))
+        .execute(self.bus.pool())
+        .await
+        .map_err(bus_error)?;
+        // Waiting consumers sleep until the earliest availability they saw; this one may be
+        // earlier.
+        self.bus.wake(&self.topic);
+        Ok(())
+    }
+
+    async fn dead_letter(&self, error: &str) -> Result<(), BusError> {
+        self.bus.ensure_open()?;
+        let mut tx = self.bus.pool().begin().await.map_err(bus_error)?;
+        let deleted = sqlx::query(
+            "DELETE FROM bus_delivery WHERE group_name = $1 AND seq = $2 AND attempts = $3",
+        )
+        .bind(&*self.group)
+        .bind(self.seq)
+        .bind(i64::from(self.attempt))
+        .execute(&mut *tx)
+        .await
+        .map_err(bus_error)?
+        .rows_affected();
+        if deleted == 0 {
+            // Acked already, or re-claimed by another consumer after our lease ran out.
+            return Ok(());
+        }
+        insert_dead_letter(
+            &mut tx,
+            &self.group,
+            &self.topic,
+            &self.envelope,
+            error,
+            self.attempt,
+        )
+        .await?;
+        tx.commit().await.map_err(bus_error)?;
+        self.bus.wake(&dead_letter_topic(&self.group));
+        Ok(())
+    }
+}

@@ -1,0 +1,7 @@
+//! The embedded bus's one integration-test binary: the shared `Bus` conformance suite run
+//! against a fresh bus file per test, plus the behaviour only this adapter has (inspection,
+//! close, leases that run out for good).
+
+mod conformance;
+mod helpers;
+mod operations;

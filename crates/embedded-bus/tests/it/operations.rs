@@ -1,0 +1,331 @@
+//! What only the embedded bus does: its inspection helpers, `close`, recovery of in-flight
+//! deliveries on open, and leases that run out for the last time.
+
+use std::time::Duration;
+
+use embedded_bus::EmbeddedBus;
+use kernel::bus::dead_letter_topic;
+use kernel::{Bus, BusError, Delivery, Envelope, EnvelopeContext, SubscribeOptions, Subscription};
+use serde::{Deserialize, Serialize};
+
+use crate::helpers::fresh_bus;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+const QUIET: Duration = Duration::from_millis(300);
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Ping {
+    n: u32,
+}
+
+impl kernel::IntegrationEvent for Ping {
+    const TYPE: &'static str = "Ping";
+    const TOPIC: &'static str = "pings";
+    const VERSION: u32 = 1;
+
+    fn subject(&self) -> String {
+        self.n.to_string()
+    }
+}
+
+fn ping(n: u32) -> Envelope {
+    Envelope::wrap("test", &Ping { n }, EnvelopeContext::default())
+}
+
+fn options(max_attempts: u32, ack_wait: Duration) -> SubscribeOptions {
+    SubscribeOptions {
+        max_attempts,
+        ack_wait,
+    }
+}
+
+async fn next(subscription: &mut Box<dyn Subscription>) -> Delivery {
+    tokio::time::timeout(DEADLINE, subscription.next())
+        .await
+        .expect("a delivery within the deadline")
+        .expect("the bus works")
+}
+
+async fn assert_quiet(subscription: &mut Box<dyn Subscription>) {
+    if let Ok(delivery) = tokio::time::timeout(QUIET, subscription.next()).await {
+        panic!("unexpected delivery: {delivery:?}");
+    }
+}
+
+#[tokio::test]
+async fn pending_counts_what_a_group_has_not_acked() {
+    let test = fresh_bus().await;
+    let bus = &test.bus;
+    let mut subscription = bus
+        .subscribe("orders", "billing", SubscribeOptions::default())
+        .await
+        .unwrap();
+    bus.publish("orders", &[ping(1), ping(2), ping(3)])
+        .await
+        .unwrap();
+    assert_eq!(bus.pending("billing").await.unwrap(), 3);
+
+    next(&mut subscription).await.ack().await.unwrap();
+    let held = next(&mut subscription).await;
+    assert_eq!(bus.pending("billing").await.unwrap(), 2);
+    held.nack(Duration::from_secs(60), "later").await.unwrap();
+    assert_eq!(bus.pending("billing").await.unwrap(), 2);
+    assert_eq!(bus.pending("nobody").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn dead_letters_lists_the_groups_dead_letter_topic() {
+    let test = fresh_bus().await;
+    let bus = &test.bus;
+    let mut subscription = bus
+        .subscribe("orders", "billing", SubscribeOptions::default())
+        .await
+        .unwrap();
+    let poison = ping(1);
+    bus.publish("orders", std::slice::from_ref(&poison))
+        .await
+        .unwrap();
+    next(&mut subscription)
+        .await
+        .dead_letter("bad payload")
+        .await
+        .unwrap();
+
+    let dead = bus.dead_letters("billing").await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, poison.id);
+    assert_eq!(dead[0].deadlettererror.as_deref(), Some("bad payload"));
+    assert_eq!(dead[0].deadlettertopic.as_deref(), Some("orders"));
+    assert_eq!(bus.pending("billing").await.unwrap(), 0);
+    assert!(bus.dead_letters("shipping").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_lease_running_out_on_the_last_attempt_dead_letters_the_message() {
+    let test = fresh_bus().await;
+    let bus = &test.bus;
+    let mut subscription = bus
+        .subscribe("orders", "billing", options(2, Duration::from_millis(100)))
+        .await
+        .unwrap();
+    bus.publish("orders", &[ping(1)]).await.unwrap();
+
+    // A handler that never settles, as if it hung or took the process down each time.
+    let first = next(&mut subscription).await;
+    let second = next(&mut subscription).await;
+    assert_eq!(second.attempt, 2);
+    drop((first, second));
+    let mut dead_letters = bus
+        .subscribe(
+            &dead_letter_topic("billing"),
+            "operator",
+            SubscribeOptions::default(),
+        )
+        .await
+        .unwrap();
+    // Looking for a third attempt is what notices the expired lease.
+    assert_quiet(&mut subscription).await;
+
+    let dead = next(&mut dead_letters).await;
+    assert_eq!(dead.envelope.deadletterattempts, Some(2));
+    let error = dead.envelope.deadlettererror.clone().unwrap_or_default();
+    assert!(error.contains("not acknowledged"), "{error}");
+    assert_eq!(bus.pending("billing").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_consumer_whose_lease_ran_out_cannot_nack_the_new_holders_delivery() {
+    let test = fresh_bus().await;
+    let bus = &test.bus;
+    let mut hasty = bus
+        .subscribe("orders", "billing", options(5, Duration::from_millis(100)))
+        .await
+        .unwrap();
+    let mut patient = bus
+        .subscribe("orders", "billing", options(5, Duration::from_secs(60)))
+        .await
+        .unwrap();
+    bus.publish("orders", &[ping(1)]).await.unwrap();
+    let stale = next(&mut hasty).await;
+    let current = next(&mut patient).await;
+    assert_eq!(current.attempt, 2);
+
+    stale.nack(Duration::ZERO, "stale").await.unwrap();
+    assert_quiet(&mut hasty).await;
+    current.ack().await.unwrap();
+    assert_eq!(bus.pending("billing").await.unwrap(), 0);
+    assert!(bus.dead_letters("billing").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn close_fails_every_later_operation_and_wakes_waiting_consumers() {
+    let test = fresh_bus().await;
+    let bus = test.bus.clone();
+    let mut subscription = bus
+        .subscribe("orders", "billing", SubscribeOptions::default())
+        .await
+        .unwrap();
+    let waiting = tokio::spawn(async move { subscription.next().await });
+    // Let the consumer start waiting; the outcome is the same if it has not yet.
+    tokio::task::yield_now().await;
+
+    bus.close().await;
+    let woken = tokio::time::timeout(DEADLINE, waiting)
+        .await
+        .expect("the waiting consumer wakes")
+        .expect("the consumer task");
+    assert!(matches!(woken, Err(BusError::Closed)), "{woken:?}");
+    assert!(matches!(
+        bus.publish("orders", &[ping(1)]).await,
+        Err(BusError::Closed)
+    ));
+    assert!(matches!(bus.ping().await, Err(BusError::Closed)));
+}
+
+#[tokio::test]
+async fn a_clean_reopen_keeps_groups_positions_and_messages() {
+    let test = fresh_bus().await;
+    let first = ping(1);
+    let second = ping(2);
+    {
+        let bus = &test.bus;
+        let mut subscription = bus
+            .subscribe("orders", "billing", SubscribeOptions::default())
+            .await
+            .unwrap();
+        bus.publish("orders", &[first.clone(), second.clone()])
+            .await
+            .unwrap();
+        next(&mut subscription).await.ack().await.unwrap();
+        bus.close().await;
+    }
+
+    let bus = EmbeddedBus::open(&test.path).await.unwrap();
+    assert_eq!(bus.pending("billing").await.unwrap(), 1);
+    // The id is still known, so a relay re-publishing after a crash duplicates nothing.
+    bus.publish("orders", &[first]).await.unwrap();
+    let mut subscription = bus
+        .subscribe("orders", "billing", SubscribeOptions::default())
+        .await
+        .unwrap();
+    let delivery = next(&mut subscription).await;
+    assert_eq!(delivery.envelope.id, second.id);
+    delivery.ack().await.unwrap();
+    assert_quiet(&mut subscription).await;
+    bus.close().await;
+}
+
+#[tokio::test]
+async fn reopening_hands_out_in_flight_deliveries_at_once_not_after_the_ack_wait() {
+    let test = fresh_bus().await;
+    let sent = ping(1);
+    {
+        let bus = &test.bus;
+        let mut subscription = bus
+            .subscribe("orders", "billing", options(5, Duration::from_secs(3600)))
+            .await
+            .unwrap();
+        bus.publish("orders", std::slice::from_ref(&sent))
+            .await
+            .unwrap();
+        let _unsettled = next(&mut subscription).await;
+        // No close: a killed process does not get to clean up.
+    }
+
+    let bus = EmbeddedBus::open(&test.path).await.unwrap();
+    let mut subscription = bus
+        .subscribe("orders", "billing", options(5, Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    let delivery = tokio::time::timeout(Duration::from_secs(2), subscription.next())
+        .await
+        .expect("redelivered well before the hour-long ack wait")
+        .unwrap();
+    assert_eq!(delivery.envelope.id, sent.id);
+    assert_eq!(delivery.attempt, 2);
+    delivery.ack().await.unwrap();
+}
+
+#[tokio::test]
+async fn prune_drops_only_old_messages_no_group_still_needs() {
+    let test = fresh_bus().await;
+    let bus = &test.bus;
+    let mut subscription = bus
+        .subscribe("orders", "billing", SubscribeOptions::default())
+        .await
+        .unwrap();
+    let (acked, poison, waiting) = (ping(1), ping(2), ping(3));
+    bus.publish("orders", &[acked.clone(), poison.clone(), waiting.clone()])
+        .await
+        .unwrap();
+    next(&mut subscription).await.ack().await.unwrap();
+    next(&mut subscription)
+        .await
+        .dead_letter("bad payload")
+        .await
+        .unwrap();
+
+    assert_eq!(bus.prune(Duration::from_secs(3600)).await.unwrap(), 0);
+    assert_eq!(bus.prune(Duration::ZERO).await.unwrap(), 2);
+    assert_eq!(bus.dead_letters("billing").await.unwrap()[0].id, poison.id);
+    assert_eq!(bus.pending("billing").await.unwrap(), 1);
+    let delivery = next(&mut subscription).await;
+    assert_eq!(delivery.envelope.id, waiting.id);
+    delivery.ack().await.unwrap();
+}
+
+#[tokio::test]
+async fn replaying_dead_letters_hands_them_back_to_their_group_only() {
+    let test = fresh_bus().await;
+    let bus = &test.bus;
+    let mut billing = bus
+        .subscribe("orders", "billing", SubscribeOptions::default())
+        .await
+        .unwrap();
+    let mut shipping = bus
+        .subscribe("orders", "shipping", SubscribeOptions::default())
+        .await
+        .unwrap();
+    let poison = ping(1);
+    bus.publish("orders", std::slice::from_ref(&poison))
+        .await
+        .unwrap();
+    next(&mut shipping).await.ack().await.unwrap();
+    next(&mut billing)
+        .await
+        .dead_letter("downstream was down")
+        .await
+        .unwrap();
+    assert_eq!(
+        bus.dead_letter_counts().await.unwrap(),
+        vec![("billing".to_owned(), 1)]
+    );
+
+    // An operator tool attaches beside the owner and replays.
+    let operator = EmbeddedBus::attach(&test.path).await.unwrap();
+    assert_eq!(operator.replay_dead_letters("billing").await.unwrap(), 1);
+    operator.close().await;
+
+    let again = next(&mut billing).await;
+    assert_eq!(again.envelope.id, poison.id);
+    assert_eq!(
+        again.attempt, 1,
+        "a replay starts a fresh round of attempts"
+    );
+    assert_eq!(again.envelope.deadlettererror, None);
+    again.ack().await.unwrap();
+    assert!(bus.dead_letters("billing").await.unwrap().is_empty());
+    assert_quiet(&mut shipping).await;
+    assert_eq!(bus.replay_dead_letters("billing").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn attaching_to_a_missing_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nothing.db");
+    assert!(matches!(
+        EmbeddedBus::attach(&missing).await,
+        Err(BusError::Unavailable(_))
+    ));
+    assert!(!missing.exists());
+}
