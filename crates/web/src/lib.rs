@@ -1,0 +1,16 @@
+//! What every service's HTTP edge shares: problem+json errors, extractors that answer bad input
+//! in that format, pagination, the operational routes (`/health`, `/ready`, `/metrics`,
+//! `/openapi.json`, `/docs` with vendored assets) and serving with graceful shutdown.
+
+pub mod extract;
+pub mod ops;
+pub mod pagination;
+pub mod problem;
+
+pub use extract::{Json, Path, Query};
+pub use ops::{serve, OpsRoutes, ReadinessCheck};
+pub use pagination::{Page, PageParams};
+pub use problem::{FieldError, Problem};
+
+/// The largest request body any endpoint accepts; larger ones are 413.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
