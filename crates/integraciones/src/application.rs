@@ -1,0 +1,560 @@
+//! Command handlers: load the aggregate, run the domain command, and save the new state with its
+//! outbox rows (and, for retried writes, the idempotent response; for consumed commands, the
+//! inbox row) in one transaction; then wake the relay. Nothing is published any other way.
+
+use std::sync::Arc;
+
+use ::storage::idempotency::{self, StoredResponse};
+use ::storage::{inbox, is_unique_violation, outbox, Db, Tx};
+use contracts::partners as wire;
+use kernel::{Envelope, EnvelopeContext, IntegrationEvent};
+use serde_json::{Map, Value};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::domain::{
+    CambiosPartner, Comentarios, DomainError, EstadoKyc, FieldIssue, Integracion, Motivo,
+    NuevaIntegracion, NuevoPartner, Partner, PartnerEvent, RawPartner,
+};
+use crate::storage::{self as repo, PartnerFilter, RepoError};
+
+/// The `source` of every envelope this service writes, and its consumer group.
+pub const SERVICE: &str = "integraciones";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("partner not found")]
+    PartnerNotFound,
+    #[error("integration not found")]
+    IntegracionNotFound,
+    #[error("the e-mail is used by another live partner")]
+    EmailTaken,
+    #[error("the idempotency key was used with a different request")]
+    IdempotencyKeyReused,
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("a concurrent write kept conflicting; retry")]
+    Contention,
+    #[error(transparent)]
+    Repo(RepoError),
+}
+
+impl From<RepoError> for AppError {
+    fn from(error: RepoError) -> Self {
+        match error {
+            RepoError::EmailTaken => AppError::EmailTaken,
+            other => AppError::Repo(other),
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(error: sqlx::Error) -> Self {
+        AppError::Repo(RepoError::Sqlx(error))
+    }
+}
+
+impl From<::storage::StorageError> for AppError {
+    fn from(error: ::storage::StorageError) -> Self {
+        match error {
+            ::storage::StorageError::Sqlx(error) => error.into(),
+            other => AppError::Repo(RepoError::Corrupt(other.to_string())),
+        }
+    }
+}
+
+/// An `Idempotency-Key` request: its scope (method and path), key and body fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotentRequest {
+    pub scope: String,
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// The result of a write that may have been made before under the same idempotency key.
+#[derive(Debug)]
+pub enum Written<T> {
+    Done(T),
+    /// The first response to this key, to be sent again byte for byte.
+    Replayed(StoredResponse),
+}
+
+/// What a `CreatePartner` command led to (for logs and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandOutcome {
+    Created(Uuid),
+    /// The partner of this onboarding exists already; nothing is published again (its
+    /// `PartnerCreado` left through the outbox when it was created).
+    AlreadyCreated(Uuid),
+    /// `PartnerCreationFailed` was published with this error code.
+    Failed(&'static str),
+    /// The inbox had this event id: nothing was done.
+    Duplicate,
+}
+
+/// The partner service's use cases.
+pub struct Service {
+    db: Db,
+    wake: Arc<Notify>,
+}
+
+/// How often a write that lost a unique-index race is retried before giving up.
+const RACE_RETRIES: usize = 3;
+
+fn wrap<E: IntegrationEvent>(event: E, context: &EnvelopeContext) -> (&'static str, Envelope) {
+    (E::TOPIC, Envelope::wrap(SERVICE, &event, context.clone()))
+}
+
+/// The integration event for a domain event. `terminos` rides along on `PartnerCreado` for a
+/// partner created by the saga.
+fn to_envelope(
+    event: PartnerEvent,
+    terminos: Option<Value>,
+    context: &EnvelopeContext,
+) -> (&'static str, Envelope) {
+    match event {
+        PartnerEvent::Creado {
+            partner_id,
+            nombre,
+            tipo,
+            email,
+            onboarding_id,
+        } => wrap(
+            wire::PartnerCreado {
+                partner_id,
+                nombre,
+                tipo: tipo.as_str().to_owned(),
+                email,
+                onboarding_id,
+                terminos,
+            },
+            context,
+        ),
+        PartnerEvent::Actualizado {
+            partner_id,
+            nombre,
+            tipo,
+        } => wrap(
+            wire::PartnerActualizado {
+                partner_id,
+                nombre,
+                tipo: tipo.as_str().to_owned(),
+            },
+            context,
+        ),
+        PartnerEvent::Eliminado { partner_id } => {
+            wrap(wire::PartnerEliminado { partner_id }, context)
+        }
+        PartnerEvent::KycVerificado {
+            partner_id,
+            anterior,
+            nuevo,
+            observaciones,
+        } => wrap(
+            wire::KycVerificado {
+                partner_id,
+                estado_kyc_anterior: anterior.as_str().to_owned(),
+                estado_kyc_nuevo: nuevo.as_str().to_owned(),
+                observaciones,
+            },
+            context,
+        ),
+        PartnerEvent::IntegracionCreada {
+            partner_id,
+            integracion_id,
+            tipo,
+            nombre,
+        } => wrap(
+            wire::IntegracionCreada {
+                partner_id,
+                integracion_id,
+                tipo: tipo.as_str().to_owned(),
+                nombre,
+            },
+            context,
+        ),
+        PartnerEvent::IntegracionRevocada {
+            partner_id,
+            integracion_id,
+            motivo,
+        } => wrap(
+            wire::IntegracionRevocada {
+                partner_id,
+                integracion_id,
+                motivo,
+            },
+            context,
+        ),
+        PartnerEvent::Desactivado { partner_id, motivo } => {
+            wrap(wire::PartnerDesactivado { partner_id, motivo }, context)
+        }
+    }
+}
+
+async fn append_all(
+    tx: &mut Tx,
+    events: Vec<PartnerEvent>,
+    context: &EnvelopeContext,
+) -> Result<(), sqlx::Error> {
+    for event in events {
+        let (topic, envelope) = to_envelope(event, None, context);
+        outbox::append(tx, topic, &envelope).await?;
+    }
+    Ok(())
+}
+
+impl Service {
+    pub fn new(db: Db, wake: Arc<Notify>) -> Self {
+        Self { db, wake }
+    }
+
+    /// Commits `tx` and wakes the relay so the new outbox rows leave at once.
+    async fn commit(&self, tx: Tx) -> Result<(), AppError> {
+        tx.commit().await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// The stored response for `request`, if its key was used before; the same key with
+    /// another body is refused.
+    async fn replay(
+        &self,
+        request: &IdempotentRequest,
+    ) -> Result<Option<StoredResponse>, AppError> {
+        match idempotency::find(&self.db, &request.scope, &request.key).await? {
+            Some(stored) if stored.request_hash == request.request_hash => Ok(Some(stored)),
+            Some(_) => Err(AppError::IdempotencyKeyReused),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores the response in `tx`. `Ok(false)` means a concurrent twin with the same key
+    /// committed first (the unique violation aborted `tx` on PostgreSQL): the caller drops
+    /// `tx` and replays the twin's response.
+    async fn remember(
+        tx: &mut Tx,
+        request: &IdempotentRequest,
+        response: &StoredResponse,
+    ) -> Result<bool, AppError> {
+        let stored = StoredResponse {
+            request_hash: request.request_hash.clone(),
+            ..response.clone()
+        };
+        match idempotency::store(tx, &request.scope, &request.key, &stored).await {
+            Ok(()) => Ok(true),
+            Err(error) if is_unique_violation(&error) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The twin's response after losing an idempotency race.
+    async fn replay_twin(&self, request: &IdempotentRequest) -> Result<StoredResponse, AppError> {
+        self.replay(request).await?.ok_or(AppError::Contention)
+    }
+
+    /// Registers a partner from the API. With an idempotency key, the response `render` builds
+    /// is stored with the write, and a retry gets it back instead of a second partner.
+    pub async fn create_partner(
+        &self,
+        datos: NuevoPartner,
+        idempotent: Option<&IdempotentRequest>,
+        render: &(dyn Fn(&Partner) -> StoredResponse + Send + Sync),
+    ) -> Result<Written<Partner>, AppError> {
+        if let Some(request) = idempotent {
+            if let Some(stored) = self.replay(request).await? {
+                return Ok(Written::Replayed(stored));
+            }
+        }
+        let (partner, event) = Partner::register(kernel::new_id(), datos, None, kernel::now());
+        let mut tx = self.db.begin().await?;
+        match repo::insert_partner(&mut tx, &partner).await {
+            Ok(()) => {}
+            Err(RepoError::EmailTaken) => {
+                drop(tx);
+                // A twin request with the same key may have taken the e-mail: answer as it did.
+                if let Some(request) = idempotent {
+                    if let Some(stored) = self.replay(request).await? {
+                        return Ok(Written::Replayed(stored));
+                    }
+                }
+                return Err(AppError::EmailTaken);
+            }
+            Err(error) => return Err(error.into()),
+        }
+        append_all(&mut tx, vec![event], &EnvelopeContext::default()).await?;
+        if let Some(request) = idempotent {
+            if !Self::remember(&mut tx, request, &render(&partner)).await? {
+                drop(tx);
+                return Ok(Written::Replayed(self.replay_twin(request).await?));
+            }
+        }
+        self.commit(tx).await?;
+        Ok(Written::Done(partner))
+    }
+
+    /// One partner with its integrations.
+    pub async fn get_partner(&self, partner_id: Uuid) -> Result<Partner, AppError> {
+        repo::find(&self.db, partner_id)
+            .await?
+            .ok_or(AppError::PartnerNotFound)
+    }
+
+    /// A page of partners (without integrations) and the total matching `filter`.
+    pub async fn list_partners(
+        &self,
+        filter: &PartnerFilter,
+        limit: i64,
+        after: Option<Uuid>,
+    ) -> Result<(Vec<Partner>, i64), AppError> {
+        Ok(repo::list(&self.db, filter, limit, after).await?)
+    }
+
+    /// Loads a partner for a change inside a new transaction.
+    async fn load(&self, partner_id: Uuid) -> Result<(Tx, Partner), AppError> {
+        let mut tx = self.db.begin().await?;
+        let partner = repo::load_for_update(&mut tx, partner_id)
+            .await?
+            .ok_or(AppError::PartnerNotFound)?;
+        Ok((tx, partner))
+    }
+
+    /// Saves `partner` with `events`, or does nothing when there are no events.
+    async fn save(
+        &self,
+        mut tx: Tx,
+        partner: &Partner,
+        events: Vec<PartnerEvent>,
+    ) -> Result<(), AppError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        repo::update_partner(&mut tx, partner).await?;
+        append_all(&mut tx, events, &EnvelopeContext::default()).await?;
+        self.commit(tx).await
+    }
+
+    pub async fn update_partner(
+        &self,
+        partner_id: Uuid,
+        cambios: CambiosPartner,
+    ) -> Result<Partner, AppError> {
+        let (tx, mut partner) = self.load(partner_id).await?;
+        let event = partner.update(cambios, kernel::now())?;
+        self.save(tx, &partner, event.into_iter().collect()).await?;
+        Ok(partner)
+    }
+
+    /// Soft-deletes a partner and revokes its integrations.
+    pub async fn delete_partner(&self, partner_id: Uuid) -> Result<Partner, AppError> {
+        let (tx, mut partner) = self.load(partner_id).await?;
+        let events = partner.delete(kernel::now())?;
+        self.save(tx, &partner, events).await?;
+        Ok(partner)
+    }
+
+    pub async fn verify_kyc(
+        &self,
+        partner_id: Uuid,
+        estado: EstadoKyc,
+        documentos: Option<Map<String, Value>>,
+        comentarios: Option<Comentarios>,
+    ) -> Result<Partner, AppError> {
+        let (tx, mut partner) = self.load(partner_id).await?;
+        let event = partner.verify_kyc(estado, documentos, comentarios, kernel::now())?;
+        self.save(tx, &partner, vec![event]).await?;
+        Ok(partner)
+    }
+
+    /// Adds an integration; idempotent like [`Service::create_partner`].
+    pub async fn add_integracion(
+        &self,
+        partner_id: Uuid,
+        datos: NuevaIntegracion,
+        idempotent: Option<&IdempotentRequest>,
+        render: &(dyn Fn(&Integracion) -> StoredResponse + Send + Sync),
+    ) -> Result<Written<Integracion>, AppError> {
+        if let Some(request) = idempotent {
+            if let Some(stored) = self.replay(request).await? {
+                return Ok(Written::Replayed(stored));
+            }
+        }
+        let (mut tx, mut partner) = self.load(partner_id).await?;
+        let integracion_id = kernel::new_id();
+        let event = partner.add_integracion(integracion_id, datos, kernel::now())?;
+        let integracion = partner
+            .integracion(integracion_id)
+            .cloned()
+            .ok_or(AppError::IntegracionNotFound)?;
+        repo::update_partner(&mut tx, &partner).await?;
+        append_all(&mut tx, vec![event], &EnvelopeContext::default()).await?;
+        if let Some(request) = idempotent {
+            if !Self::remember(&mut tx, request, &render(&integracion)).await? {
+                drop(tx);
+                return Ok(Written::Replayed(self.replay_twin(request).await?));
+            }
+        }
+        self.commit(tx).await?;
+        Ok(Written::Done(integracion))
+    }
+
+    /// Revokes an integration found by its id; with `partner_id` (the nested route) it must
+    /// belong to that partner.
+    pub async fn revoke_integracion(
+        &self,
+        partner_id: Option<Uuid>,
+        integracion_id: Uuid,
+        motivo: Option<Motivo>,
+    ) -> Result<Integracion, AppError> {
+        let mut tx = self.db.begin().await?;
+        let owner = repo::partner_of_integracion(&mut tx, integracion_id).await?;
+        if let Some(expected) = partner_id {
+            if owner != Some(expected) {
+                let partner_exists = repo::load_for_update(&mut tx, expected).await?.is_some();
+                return Err(if partner_exists {
+                    AppError::IntegracionNotFound
+                } else {
+                    AppError::PartnerNotFound
+                });
+            }
+        }
+        let owner = owner.ok_or(AppError::IntegracionNotFound)?;
+        let mut partner = repo::load_for_update(&mut tx, owner)
+            .await?
+            .ok_or(AppError::IntegracionNotFound)?;
+        let event = partner.revoke_integracion(integracion_id, motivo, kernel::now())?;
+        let integracion = partner
+            .integracion(integracion_id)
+            .cloned()
+            .ok_or(AppError::IntegracionNotFound)?;
+        self.save(tx, &partner, vec![event]).await?;
+        Ok(integracion)
+    }
+
+    /// Handles the saga's `CreatePartner`: creates the partner and publishes `PartnerCreado`,
+    /// or publishes `PartnerCreationFailed` for a business failure — together with the inbox
+    /// row, so a redelivered command changes nothing. A second command for an onboarding that
+    /// already has its partner is recorded and otherwise ignored.
+    pub async fn create_from_command(
+        &self,
+        envelope: &Envelope,
+        command: wire::CreatePartner,
+    ) -> Result<CommandOutcome, AppError> {
+        let context = EnvelopeContext::caused_by(envelope);
+        let parsed = NuevoPartner::parse(RawPartner {
+            nombre: Some(&command.nombre),
+            email: Some(&command.email),
+            telefono: command.telefono.as_deref(),
+            direccion: command.direccion.as_deref(),
+            tipo: command.tipo.as_deref(),
+        });
+        for _ in 0..RACE_RETRIES {
+            let mut tx = self.db.begin().await?;
+            if !inbox::first_delivery(&mut tx, SERVICE, envelope.id).await? {
+                return Ok(CommandOutcome::Duplicate);
+            }
+            if let Some(existing) =
+                repo::partner_of_onboarding(&mut tx, command.onboarding_id).await?
+            {
+                self.commit(tx).await?;
+                return Ok(CommandOutcome::AlreadyCreated(existing));
+            }
+            let datos = match &parsed {
+                Ok(datos) => datos.clone(),
+                Err(issues) => {
+                    let message = describe(issues);
+                    return self
+                        .fail(tx, &command, "DATOS_INVALIDOS", message, &context)
+                        .await;
+                }
+            };
+            if repo::email_in_use(&mut tx, &datos.email).await? {
+                let message = format!("a partner with e-mail {} already exists", datos.email);
+                return self
+                    .fail(tx, &command, "EMAIL_EXISTENTE", message, &context)
+                    .await;
+            }
+            let (partner, event) = Partner::register(
+                kernel::new_id(),
+                datos,
+                Some(command.onboarding_id),
+                kernel::now(),
+            );
+            match repo::insert_partner(&mut tx, &partner).await {
+                Ok(()) => {}
+                // A concurrent twin committed the same e-mail or onboarding between the check
+                // and the insert; the violation aborted `tx` on PostgreSQL. Start over: the
+                // checks above now see the twin.
+                Err(RepoError::EmailTaken | RepoError::OnboardingTaken) => continue,
+                Err(error) => return Err(error.into()),
+            }
+            let (topic, created) = to_envelope(event, command.terminos.clone(), &context);
+            outbox::append(&mut tx, topic, &created).await?;
+            self.commit(tx).await?;
+            return Ok(CommandOutcome::Created(partner.id()));
+        }
+        Err(AppError::Contention)
+    }
+
+    async fn fail(
+        &self,
+        mut tx: Tx,
+        command: &wire::CreatePartner,
+        error_code: &'static str,
+        error_message: String,
+        context: &EnvelopeContext,
+    ) -> Result<CommandOutcome, AppError> {
+        let (topic, envelope) = wrap(
+            wire::PartnerCreationFailed {
+                onboarding_id: command.onboarding_id,
+                error_code: error_code.to_owned(),
+                error_message,
+            },
+            context,
+        );
+        outbox::append(&mut tx, topic, &envelope).await?;
+        self.commit(tx).await?;
+        Ok(CommandOutcome::Failed(error_code))
+    }
+
+    /// Handles the saga's compensation `DesactivarPartner`: the partner becomes `INACTIVO`
+    /// (a deleted one stays deleted) and `PartnerDesactivado` is published every time, even
+    /// for an unknown partner, so the saga always hears back.
+    pub async fn deactivate_from_command(
+        &self,
+        envelope: &Envelope,
+        command: wire::DesactivarPartner,
+    ) -> Result<bool, AppError> {
+        let context = EnvelopeContext::caused_by(envelope);
+        // The reason is only echoed back; an over-long one is dropped rather than refused.
+        let motivo = Motivo::parse(command.motivo.as_deref()).unwrap_or(None);
+        let mut tx = self.db.begin().await?;
+        if !inbox::first_delivery(&mut tx, SERVICE, envelope.id).await? {
+            return Ok(false);
+        }
+        let event = match repo::load_for_update(&mut tx, command.partner_id).await? {
+            Some(mut partner) => {
+                let event = partner.deactivate(motivo, kernel::now());
+                repo::update_partner(&mut tx, &partner).await?;
+                event
+            }
+            None => {
+                tracing::warn!(partner_id = %command.partner_id, "DesactivarPartner for an unknown partner");
+                PartnerEvent::Desactivado {
+                    partner_id: command.partner_id,
+                    motivo: motivo.map(|m| m.as_str().to_owned()),
+                }
+            }
+        };
+        append_all(&mut tx, vec![event], &context).await?;
+        self.commit(tx).await?;
+        Ok(true)
+    }
+}
+
+fn describe(issues: &[FieldIssue]) -> String {
+    issues
+        .iter()
+        .map(|issue| format!("{}: {}", issue.campo, issue.mensaje))
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,68 @@
+//! The message handlers this service runs under `kernel::run_consumer`: the saga's
+//! `CreatePartner` command and its `DesactivarPartner` compensation. Business failures are
+//! answered with events; only infrastructure failures are retried, and undecodable payloads are
+//! dead-lettered.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use contracts::partners::{CreatePartner, DesactivarPartner};
+use kernel::{Envelope, HandlerError, MessageHandler};
+
+use crate::application::{AppError, Service};
+
+fn handler_error(error: AppError) -> HandlerError {
+    // Every error that reaches here is a database or contention problem: retrying may succeed.
+    // Business outcomes were already turned into events by the service.
+    HandlerError::Transient(error.to_string())
+}
+
+/// Consumes `CreatePartner` (topic `comando-crear-partner`).
+pub struct CreatePartnerHandler {
+    service: Arc<Service>,
+}
+
+impl CreatePartnerHandler {
+    pub fn new(service: Arc<Service>) -> Self {
+        Self { service }
+    }
+}
+
+#[async_trait]
+impl MessageHandler for CreatePartnerHandler {
+    async fn handle(&self, envelope: &Envelope) -> Result<(), HandlerError> {
+        let command: CreatePartner = envelope.decode()?;
+        let outcome = self
+            .service
+            .create_from_command(envelope, command)
+            .await
+            .map_err(handler_error)?;
+        tracing::debug!(id = %envelope.id, ?outcome, "CreatePartner handled");
+        Ok(())
+    }
+}
+
+/// Consumes `DesactivarPartner` (topic `comando-desactivar-partner`).
+pub struct DesactivarPartnerHandler {
+    service: Arc<Service>,
+}
+
+impl DesactivarPartnerHandler {
+    pub fn new(service: Arc<Service>) -> Self {
+        Self { service }
+    }
+}
+
+#[async_trait]
+impl MessageHandler for DesactivarPartnerHandler {
+    async fn handle(&self, envelope: &Envelope) -> Result<(), HandlerError> {
+        let command: DesactivarPartner = envelope.decode()?;
+        let first = self
+            .service
+            .deactivate_from_command(envelope, command)
+            .await
+            .map_err(handler_error)?;
+        tracing::debug!(id = %envelope.id, first, "DesactivarPartner handled");
+        Ok(())
+    }
+}

@@ -1,0 +1,113 @@
+//! The `integraciones` service (Gestión de Integraciones): partners, their KYC and technical
+//! integrations. It owns its database, publishes through the outbox, consumes the onboarding
+//! saga's `CreatePartner` and `DesactivarPartner`, and serves `/api/v1/partners`.
+
+pub mod application;
+pub mod consumers;
+pub mod domain;
+pub mod http;
+pub mod storage;
+
+use std::sync::Arc;
+
+use ::storage::outbox::Relay;
+use ::storage::Db;
+use kernel::retry::Backoff;
+use kernel::{Bus, BusError, MessageHandler, Shutdown, SubscribeOptions};
+
+use crate::application::{Service, SERVICE};
+use crate::consumers::{CreatePartnerHandler, DesactivarPartnerHandler};
+
+pub use crate::storage::MIGRATIONS;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Storage(#[from] ::storage::StorageError),
+    #[error("bus: {0}")]
+    Bus(#[from] BusError),
+}
+
+/// Competing consumers per subscribed topic in one process.
+const CONSUMERS_PER_TOPIC: usize = 2;
+
+/// The service, built once and shared by its router and workers.
+pub struct Integraciones {
+    db: Db,
+    bus: Arc<dyn Bus>,
+    relay: Relay,
+    service: Arc<Service>,
+}
+
+impl Integraciones {
+    /// Migrates the database and builds the service. Fails when the database cannot be
+    /// migrated.
+    pub async fn start(db: Db, bus: Arc<dyn Bus>) -> Result<Self, StartError> {
+        db.migrate_with(SERVICE, MIGRATIONS).await?;
+        let relay = Relay::new(db.clone(), bus.clone());
+        let service = Arc::new(Service::new(db.clone(), relay.waker()));
+        Ok(Self {
+            db,
+            bus,
+            relay,
+            service,
+        })
+    }
+
+    /// The complete router: the partners API plus the operational routes.
+    pub fn router(&self) -> axum::Router {
+        http::router(self.service.clone(), self.db.clone(), self.bus.clone())
+    }
+
+    /// Spawns the outbox relay and the consumers; they stop when `shutdown` fires. Fails when
+    /// the bus refuses a subscription.
+    pub async fn spawn_workers(
+        &self,
+        shutdown: Shutdown,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>, StartError> {
+        let mut handles = vec![tokio::spawn(
+            self.relay.clone().run(shutdown.clone().wait()),
+        )];
+        let subscriptions: [(&str, Arc<dyn MessageHandler>); 2] = [
+            (
+                contracts::topics::CREATE_PARTNER,
+                self.create_partner_handler(),
+            ),
+            (
+                contracts::topics::DEACTIVATE_PARTNER,
+                self.desactivar_partner_handler(),
+            ),
+        ];
+        for (topic, handler) in subscriptions {
+            for _ in 0..CONSUMERS_PER_TOPIC {
+                let subscription = self
+                    .bus
+                    .subscribe(topic, SERVICE, SubscribeOptions::default())
+                    .await?;
+                handles.push(tokio::spawn(kernel::run_consumer(
+                    subscription,
+                    handler.clone(),
+                    Backoff::default(),
+                    shutdown.clone().wait(),
+                )));
+            }
+        }
+        Ok(handles)
+    }
+
+    /// The `CreatePartner` handler the consumers run, for tests and tools that deliver
+    /// messages themselves (e.g. to redeliver one twice).
+    pub fn create_partner_handler(&self) -> Arc<dyn MessageHandler> {
+        Arc::new(CreatePartnerHandler::new(self.service.clone()))
+    }
+
+    /// The `DesactivarPartner` handler the consumers run.
+    pub fn desactivar_partner_handler(&self) -> Arc<dyn MessageHandler> {
+        Arc::new(DesactivarPartnerHandler::new(self.service.clone()))
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+}

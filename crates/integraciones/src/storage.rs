@@ -1,0 +1,414 @@
+//! The partner repository over `::storage::Db`: each query is written once with `$n`
+//! placeholders and runs on SQLite or PostgreSQL through the `with_*!` macros. The only dialect
+//! branch is the row lock taken when a partner is loaded for a change (PostgreSQL `FOR UPDATE`;
+//! SQLite's single writer already serializes write transactions).
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use ::storage::{with_reader, with_tx, Backend, Db, Tx};
+
+use crate::domain::{
+    Descripcion, Direccion, Email, EstadoKyc, EstadoPartner, Integracion, Motivo, Nombre, Partner,
+    PartnerState, Telefono, TipoIntegracion, TipoPartner,
+};
+
+/// The migrations of this service's tables, applied by `Db::migrate_with("integraciones", …)`.
+pub const MIGRATIONS: &[::storage::Migration] = &[::storage::Migration {
+    version: 1,
+    name: "partner_integracion",
+    sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
+    postgres: include_str!("../migrations/postgres/0001_init.sql"),
+}];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// Another live partner has this e-mail (the unique index said so).
+    #[error("the e-mail is used by another live partner")]
+    EmailTaken,
+    /// A partner was already created for this onboarding.
+    #[error("a partner already exists for this onboarding")]
+    OnboardingTaken,
+    /// A stored row no longer parses into the domain (a manual edit or a bug).
+    #[error("stored row is unreadable: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+}
+
+/// List filters; `None` means "any". `q` is matched case-insensitively as a substring of the
+/// name or the e-mail.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PartnerFilter {
+    pub estado: Option<EstadoPartner>,
+    pub tipo: Option<TipoPartner>,
+    pub estado_kyc: Option<EstadoKyc>,
+    pub q: Option<String>,
+}
+
+const PARTNER_COLUMNS: &str = "partner_id, nombre, email, telefono, direccion, tipo, estado, \
+    estado_kyc, documentos_kyc, onboarding_id, fecha_creacion, fecha_actualizacion";
+
+const INTEGRACION_COLUMNS: &str = "integracion_id, partner_id, tipo, nombre, descripcion, \
+    configuracion, activa, fecha_creacion, fecha_revocacion, motivo_revocacion";
+
+#[derive(Debug, sqlx::FromRow)]
+struct PartnerRow {
+    partner_id: Uuid,
+    nombre: String,
+    email: String,
+    telefono: Option<String>,
+    direccion: Option<String>,
+    tipo: String,
+    estado: String,
+    estado_kyc: String,
+    documentos_kyc: Option<String>,
+    onboarding_id: Option<Uuid>,
+    fecha_creacion: DateTime<Utc>,
+    fecha_actualizacion: DateTime<Utc>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct IntegracionRow {
+    integracion_id: Uuid,
+    partner_id: Uuid,
+    tipo: String,
+    nombre: String,
+    descripcion: Option<String>,
+    configuracion: String,
+    activa: bool,
+    fecha_creacion: DateTime<Utc>,
+    fecha_revocacion: Option<DateTime<Utc>>,
+    motivo_revocacion: Option<String>,
+}
+
+fn corrupt(what: &str, id: Uuid, error: impl std::fmt::Display) -> RepoError {
+    RepoError::Corrupt(format!("{what} {id}: {error}"))
+}
+
+fn json_object(what: &str, id: Uuid, text: &str) -> Result<Map<String, Value>, RepoError> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(corrupt(what, id, "not a JSON object")),
+        Err(error) => Err(corrupt(what, id, error)),
+    }
+}
+
+impl PartnerRow {
+    fn into_state(self, integraciones: Vec<Integracion>) -> Result<PartnerState, RepoError> {
+        let id = self.partner_id;
+        let bad = |error: crate::domain::ValueError| corrupt("partner", id, error);
+        Ok(PartnerState {
+            id,
+            nombre: Nombre::parse(&self.nombre).map_err(bad)?,
+            email: Email::parse(&self.email).map_err(bad)?,
+            telefono: Telefono::parse(self.telefono.as_deref()).map_err(bad)?,
+            direccion: Direccion::parse(self.direccion.as_deref()).map_err(bad)?,
+            tipo: TipoPartner::parse(&self.tipo).map_err(bad)?,
+            estado: EstadoPartner::parse(&self.estado).map_err(bad)?,
+            estado_kyc: EstadoKyc::parse(&self.estado_kyc).map_err(bad)?,
+            documentos_kyc: self
+                .documentos_kyc
+                .as_deref()
+                .map(|text| json_object("partner", id, text))
+                .transpose()?,
+            onboarding_id: self.onboarding_id,
+            fecha_creacion: self.fecha_creacion,
+            fecha_actualizacion: self.fecha_actualizacion,
+            integraciones,
+        })
+    }
+}
+
+impl IntegracionRow {
+    fn into_domain(self) -> Result<Integracion, RepoError> {
+        let id = self.integracion_id;
+        let bad = |error: crate::domain::ValueError| corrupt("integracion", id, error);
+        Ok(Integracion {
+            id,
+            partner_id: self.partner_id,
+            tipo: TipoIntegracion::parse(&self.tipo).map_err(bad)?,
+            nombre: Nombre::parse(&self.nombre).map_err(bad)?,
+            descripcion: Descripcion::parse(self.descripcion.as_deref()).map_err(bad)?,
+            configuracion: json_object("integracion", id, &self.configuracion)?,
+            activa: self.activa,
+            fecha_creacion: self.fecha_creacion,
+            fecha_revocacion: self.fecha_revocacion,
+            motivo_revocacion: Motivo::parse(self.motivo_revocacion.as_deref()).map_err(bad)?,
+        })
+    }
+}
+
+/// Which unique index a violation hit. SQLite names the column, PostgreSQL the index; both
+/// contain the word we look for.
+fn unique_violation(error: &sqlx::Error) -> Option<RepoError> {
+    let sqlx::Error::Database(db) = error else {
+        return None;
+    };
+    if !db.is_unique_violation() {
+        return None;
+    }
+    let text = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
+    if text.contains("email") {
+        Some(RepoError::EmailTaken)
+    } else if text.contains("onboarding") {
+        Some(RepoError::OnboardingTaken)
+    } else {
+        None
+    }
+}
+
+fn documentos_text(partner: &PartnerState) -> Option<String> {
+    partner
+        .documentos_kyc
+        .as_ref()
+        .map(|map| Value::Object(map.clone()).to_string())
+}
+
+/// Inserts a new partner (and any integrations it already has). A live partner with the same
+/// e-mail is `EmailTaken`; on PostgreSQL the violation aborts `tx`, so the caller must drop it.
+pub async fn insert_partner(tx: &mut Tx, partner: &Partner) -> Result<(), RepoError> {
+    let state = partner.state();
+    let inserted = with_tx!(tx, conn => sqlx::query(
+        "INSERT INTO partner (partner_id, nombre, nombre_busqueda, email, email_normalizado,
+            telefono, direccion, tipo, estado, estado_kyc, documentos_kyc, onboarding_id,
+            fecha_creacion, fecha_actualizacion)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(state.id)
+    .bind(state.nombre.as_str())
+    .bind(state.nombre.as_str().to_lowercase())
+    .bind(state.email.as_str())
+    .bind(state.email.normalized())
+    .bind(state.telefono.as_ref().map(Telefono::as_str))
+    .bind(state.direccion.as_ref().map(Direccion::as_str))
+    .bind(state.tipo.as_str())
+    .bind(state.estado.as_str())
+    .bind(state.estado_kyc.as_str())
+    .bind(documentos_text(state))
+    .bind(state.onboarding_id)
+    .bind(state.fecha_creacion)
+    .bind(state.fecha_actualizacion)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()));
+    if let Err(error) = inserted {
+        return Err(unique_violation(&error).unwrap_or(RepoError::Sqlx(error)));
+    }
+    save_integraciones(tx, state).await
+}
+
+/// Writes a loaded partner's changed state and its integrations back.
+pub async fn update_partner(tx: &mut Tx, partner: &Partner) -> Result<(), RepoError> {
+    let state = partner.state();
+    with_tx!(tx, conn => sqlx::query(
+        "UPDATE partner SET nombre = $2, nombre_busqueda = $3, telefono = $4, direccion = $5,
+            tipo = $6, estado = $7, estado_kyc = $8, documentos_kyc = $9, fecha_actualizacion = $10
+         WHERE partner_id = $1",
+    )
+    .bind(state.id)
+    .bind(state.nombre.as_str())
+    .bind(state.nombre.as_str().to_lowercase())
+    .bind(state.telefono.as_ref().map(Telefono::as_str))
+    .bind(state.direccion.as_ref().map(Direccion::as_str))
+    .bind(state.tipo.as_str())
+    .bind(state.estado.as_str())
+    .bind(state.estado_kyc.as_str())
+    .bind(documentos_text(state))
+    .bind(state.fecha_actualizacion)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))?;
+    save_integraciones(tx, state).await
+}
+
+/// Upserts every integration: new ones are inserted, existing ones get their revocation.
+async fn save_integraciones(tx: &mut Tx, state: &PartnerState) -> Result<(), RepoError> {
+    for integracion in &state.integraciones {
+        let configuracion = Value::Object(integracion.configuracion.clone()).to_string();
+        with_tx!(&mut *tx, conn => sqlx::query(
+            "INSERT INTO integracion (integracion_id, partner_id, tipo, nombre, descripcion,
+                configuracion, activa, fecha_creacion, fecha_revocacion, motivo_revocacion)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (integracion_id) DO UPDATE SET activa = excluded.activa,
+                fecha_revocacion = excluded.fecha_revocacion,
+                motivo_revocacion = excluded.motivo_revocacion",
+        )
+        .bind(integracion.id)
+        .bind(integracion.partner_id)
+        .bind(integracion.tipo.as_str())
+        .bind(integracion.nombre.as_str())
+        .bind(integracion.descripcion.as_ref().map(Descripcion::as_str))
+        .bind(&configuracion)
+        .bind(integracion.activa)
+        .bind(integracion.fecha_creacion)
+        .bind(integracion.fecha_revocacion)
+        .bind(integracion.motivo_revocacion.as_ref().map(Motivo::as_str))
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    }
+    Ok(())
+}
+
+fn select_partner(lock: &str) -> String {
+    format!("SELECT {PARTNER_COLUMNS} FROM partner WHERE partner_id = $1{lock}")
+}
+
+fn select_integraciones() -> String {
+    format!(
+        "SELECT {INTEGRACION_COLUMNS} FROM integracion WHERE partner_id = $1 ORDER BY integracion_id"
+    )
+}
+
+fn assemble(row: PartnerRow, integraciones: Vec<IntegracionRow>) -> Result<Partner, RepoError> {
+    let integraciones = integraciones
+        .into_iter()
+        .map(IntegracionRow::into_domain)
+        .collect::<Result<_, _>>()?;
+    Ok(Partner::restore(row.into_state(integraciones)?))
+}
+
+/// Loads a partner with its integrations inside `tx`, locking its row until `tx` ends so that
+/// concurrent changes to one partner apply one after the other.
+pub async fn load_for_update(tx: &mut Tx, partner_id: Uuid) -> Result<Option<Partner>, RepoError> {
+    let lock = match tx.backend() {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    let sql = select_partner(lock);
+    let row: Option<PartnerRow> = with_tx!(&mut *tx, conn => sqlx::query_as(&sql)
+        .bind(partner_id)
+        .fetch_optional(conn)
+        .await)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let sql = select_integraciones();
+    let integraciones: Vec<IntegracionRow> = with_tx!(&mut *tx, conn => sqlx::query_as(&sql)
+        .bind(partner_id)
+        .fetch_all(conn)
+        .await)?;
+    assemble(row, integraciones).map(Some)
+}
+
+/// Reads a partner with its integrations (no lock).
+pub async fn find(db: &Db, partner_id: Uuid) -> Result<Option<Partner>, RepoError> {
+    let sql = select_partner("");
+    let row: Option<PartnerRow> = with_reader!(db, conn => sqlx::query_as(&sql)
+        .bind(partner_id)
+        .fetch_optional(conn)
+        .await)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let sql = select_integraciones();
+    let integraciones: Vec<IntegracionRow> = with_reader!(db, conn => sqlx::query_as(&sql)
+        .bind(partner_id)
+        .fetch_all(conn)
+        .await)?;
+    assemble(row, integraciones).map(Some)
+}
+
+/// The partner an integration belongs to.
+pub async fn partner_of_integracion(
+    tx: &mut Tx,
+    integracion_id: Uuid,
+) -> Result<Option<Uuid>, RepoError> {
+    Ok(with_tx!(tx, conn => sqlx::query_scalar(
+        "SELECT partner_id FROM integracion WHERE integracion_id = $1",
+    )
+    .bind(integracion_id)
+    .fetch_optional(conn)
+    .await)?)
+}
+
+/// The partner created for an onboarding, if any.
+pub async fn partner_of_onboarding(
+    tx: &mut Tx,
+    onboarding_id: Uuid,
+) -> Result<Option<Uuid>, RepoError> {
+    Ok(with_tx!(tx, conn => sqlx::query_scalar(
+        "SELECT partner_id FROM partner WHERE onboarding_id = $1",
+    )
+    .bind(onboarding_id)
+    .fetch_optional(conn)
+    .await)?)
+}
+
+/// Whether a live (not deleted) partner uses this e-mail. A pre-check only: the unique index
+/// stays the authority, because a concurrent insert can slip between check and insert.
+pub async fn email_in_use(tx: &mut Tx, email: &Email) -> Result<bool, RepoError> {
+    let found: Option<i32> = with_tx!(tx, conn => sqlx::query_scalar(
+        "SELECT 1 FROM partner WHERE email_normalizado = $1 AND estado <> 'ELIMINADO'",
+    )
+    .bind(email.normalized())
+    .fetch_optional(conn)
+    .await)?;
+    Ok(found.is_some())
+}
+
+/// Escapes `LIKE` wildcards so `q` is matched literally.
+fn like_pattern(q: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in q.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+const LIST_WHERE: &str = "($1 IS NULL OR estado = $1)
+    AND ($2 IS NULL OR tipo = $2)
+    AND ($3 IS NULL OR estado_kyc = $3)
+    AND ($4 IS NULL OR nombre_busqueda LIKE $4 ESCAPE '\\' OR email_normalizado LIKE $4 ESCAPE '\\')";
+
+/// One page of partners in id (creation) order, without their integrations, plus the total
+/// number matching the filter. Returns up to `limit + 1` rows after the id `after`, so the
+/// caller knows whether more exist.
+pub async fn list(
+    db: &Db,
+    filter: &PartnerFilter,
+    limit: i64,
+    after: Option<Uuid>,
+) -> Result<(Vec<Partner>, i64), RepoError> {
+    let estado = filter.estado.map(EstadoPartner::as_str);
+    let tipo = filter.tipo.map(TipoPartner::as_str);
+    let estado_kyc = filter.estado_kyc.map(EstadoKyc::as_str);
+    let q = filter
+        .q
+        .as_deref()
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+        .map(like_pattern);
+    let sql = format!(
+        "SELECT {PARTNER_COLUMNS} FROM partner WHERE {LIST_WHERE}
+         AND ($5 IS NULL OR partner_id > $5) ORDER BY partner_id LIMIT $6"
+    );
+    let rows: Vec<PartnerRow> = with_reader!(db, conn => sqlx::query_as(&sql)
+        .bind(estado)
+        .bind(tipo)
+        .bind(estado_kyc)
+        .bind(q.as_deref())
+        .bind(after)
+        .bind(limit + 1)
+        .fetch_all(conn)
+        .await)?;
+    let sql = format!("SELECT COUNT(*) FROM partner WHERE {LIST_WHERE}");
+    let total: i64 = with_reader!(db, conn => sqlx::query_scalar(&sql)
+        .bind(estado)
+        .bind(tipo)
+        .bind(estado_kyc)
+        .bind(q.as_deref())
+        .fetch_one(conn)
+        .await)?;
+    let partners = rows
+        .into_iter()
+        .map(|row| row.into_state(Vec::new()).map(Partner::restore))
+        .collect::<Result<_, _>>()?;
+    Ok((partners, total))
+}
