@@ -1,0 +1,111 @@
+//! The `alpes` binary: parses arguments, loads settings, installs tracing, wires adapters into
+//! services and runs them until Ctrl-C or SIGTERM. No business logic lives here.
+#![allow(clippy::print_stdout)]
+
+mod dlq;
+mod platform;
+mod settings;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::platform::ServiceName;
+use crate::settings::{LogFormat, Settings};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "alpes",
+    version,
+    about = "AlpesPartners: partner onboarding, contracts, compliance and campaigns"
+)]
+struct Cli {
+    /// Settings file (default: ./alpes.toml when it exists).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Where embedded mode keeps its databases and bus (default ./.alpes).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the whole platform in one process (embedded mode: SQLite files and an embedded
+    /// durable bus under the data directory; no external server).
+    Up,
+    /// Runs one service alone.
+    Serve {
+        service: ServiceName,
+        /// The service's database: sqlite://FILE or postgres://USER@HOST/DB (created if missing).
+        #[arg(long)]
+        database_url: Option<String>,
+        /// The port to listen on (default: the service's port).
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Inspects and re-drives dead letters of the embedded bus (safe while `alpes up` runs).
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqAction {
+    /// Lists dead letters: counts per group, or every message of one group.
+    List {
+        /// The subscriber group whose dead letters to show.
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Hands a group's dead letters back to it for a fresh round of attempts.
+    Replay {
+        #[arg(long)]
+        group: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    if let Some(dir) = cli.data_dir {
+        settings.data_dir = dir;
+    }
+    if let Command::Serve {
+        database_url, port, ..
+    } = &cli.command
+    {
+        if let Some(url) = database_url {
+            settings.database_url = Some(url.clone());
+        }
+        if let Some(port) = port {
+            settings.port = Some(*port);
+        }
+    }
+    install_tracing(&settings)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Up => platform::up(settings).await,
+            Command::Serve { service, .. } => platform::serve(service, settings).await,
+            Command::Dlq { action } => dlq::run(action, &settings).await,
+        }
+    })
+}
+
+fn install_tracing(settings: &Settings) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
+        .map_err(|error| anyhow::anyhow!("invalid log filter {:?}: {error}", settings.log))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! End-to-end tests of the `alpes` binary as a user runs it: `alpes up` over real sockets,
+//! clean shutdown, and a kill -9 in the middle of a burst of writes.
+
+mod crash;
+mod up;
+
+use std::path::Path;
+
+use testkit::process::AlpesProcess;
+
+/// Starts `alpes up` on free ports with its data in `data_dir`.
+pub async fn alpes_up(data_dir: &Path) -> AlpesProcess {
+    let dir = data_dir.to_str().expect("utf-8 temp path");
+    AlpesProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_alpes")),
+        &["up", "--data-dir", dir],
+        &[],
+    )
+    .await
+}
+
+/// The outbox backlog a service reports on `/metrics`.
+pub async fn outbox_backlog(client: &reqwest::Client, base: &str, service: &str) -> Option<i64> {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let prefix = format!("alpes_outbox_backlog{{service=\"{service}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse().ok())
+}

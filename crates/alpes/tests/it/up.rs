@@ -1,0 +1,121 @@
+//! `alpes up` as a new user meets it: the documented requests and answers, the docs, and a
+//! clean stop that keeps the data for the next start.
+
+use serde_json::{json, Value};
+
+use crate::alpes_up;
+
+#[tokio::test]
+async fn the_readme_walkthrough_answers_as_documented_and_survives_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let alpes = alpes_up(data.path()).await;
+    let base = alpes.url("integraciones").to_owned();
+    let client = reqwest::Client::new();
+    let partners = format!("{base}/api/v1/partners");
+
+    let created = client
+        .post(&partners)
+        .json(&json!({"nombre": "Ana", "email": "ana@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let partner: Value = created.json().await.unwrap();
+    let id = partner["id"].as_str().unwrap().to_owned();
+    assert!(location.ends_with(&id), "{location} names {id}");
+    assert_eq!(partner["estado"], "ACTIVO");
+    assert_eq!(partner["estado_kyc"], "PENDIENTE");
+    assert_eq!(partner["tipo"], "AFILIADO");
+
+    let duplicate = client
+        .post(&partners)
+        .json(&json!({"nombre": "Ana Bis", "email": "ANA@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(duplicate.status(), 409);
+    assert_eq!(
+        duplicate.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: Value = duplicate.json().await.unwrap();
+    assert_eq!(problem["codigo"], "EMAIL_EXISTENTE");
+
+    let invalid = client
+        .post(&partners)
+        .json(&json!({"nombre": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invalid.status(), 400);
+    let problem: Value = invalid.json().await.unwrap();
+    assert_eq!(problem["codigo"], "DATOS_INVALIDOS");
+    let fields: Vec<&str> = problem["errores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["campo"].as_str().unwrap())
+        .collect();
+    assert!(
+        fields.contains(&"nombre") && fields.contains(&"email"),
+        "{fields:?}"
+    );
+
+    let not_json = client
+        .post(&partners)
+        .header("content-type", "text/plain")
+        .body("nombre=Ana")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        matches!(not_json.status().as_u16(), 400 | 415),
+        "{}",
+        not_json.status()
+    );
+    assert_eq!(
+        not_json.headers()["content-type"],
+        "application/problem+json"
+    );
+
+    let docs = client.get(format!("{base}/docs")).send().await.unwrap();
+    assert_eq!(docs.status(), 200);
+    assert!(docs.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = docs.text().await.unwrap();
+    assert!(html.contains("/docs/swagger-ui-bundle.js") && !html.contains("https://"));
+    let script = client
+        .get(format!("{base}/docs/swagger-ui-bundle.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 200);
+
+    let openapi: Value = client
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(openapi["openapi"].as_str().unwrap().starts_with("3."));
+    assert!(openapi["paths"]["/api/v1/partners"]["post"].is_object());
+
+    assert!(alpes.terminate().await, "alpes exits 0 on SIGTERM");
+
+    let alpes = alpes_up(data.path()).await;
+    let base = alpes.url("integraciones").to_owned();
+    let again = client
+        .get(format!("{base}/api/v1/partners/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    let partner: Value = again.json().await.unwrap();
+    assert_eq!(partner["email"], "ana@example.com");
+    assert!(alpes.terminate().await);
+}
