@@ -102,6 +102,7 @@ pub async fn serve(service: ServiceName, settings: Settings) -> anyhow::Result<(
         "  {:<14} http://{}  (docs: http://{}/docs)",
         running.name, running.address, running.address
     );
+    println!("Press Ctrl-C to stop.");
     wait_for_stop_signal().await?;
     trigger.fire();
     stop(vec![running]).await;

@@ -119,3 +119,43 @@ async fn the_readme_walkthrough_answers_as_documented_and_survives_a_restart() {
     assert_eq!(partner["email"], "ana@example.com");
     assert!(alpes.terminate().await);
 }
+
+#[tokio::test]
+async fn a_service_served_alone_on_postgresql_creates_and_migrates_its_database() {
+    let data = tempfile::tempdir().unwrap();
+    let database_url = testkit::postgres::fresh_database_url("serve");
+    let alpes = testkit::process::AlpesProcess::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_alpes")),
+        &[
+            "serve",
+            "integraciones",
+            "--database-url",
+            &database_url,
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ],
+        &[("ALPES_PORT", "0")],
+    )
+    .await;
+    let base = alpes.url("integraciones").to_owned();
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{base}/api/v1/partners/"))
+        .json(&json!({"nombre": "Eva", "email": "eva@example.com", "tipo": "CORPORATIVO"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let ready = client.get(format!("{base}/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let list: Value = client
+        .get(format!("{base}/api/v1/partners?tipo=CORPORATIVO"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 1);
+    assert!(alpes.terminate().await);
+}
