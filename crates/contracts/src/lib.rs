@@ -2,7 +2,10 @@
 //! topic and schema version. Services share only these types (and the kernel); a breaking change
 //! is a new version with an upcaster, never an edit of an old one.
 
+pub mod compliance;
+pub mod contratos;
 pub mod partners;
+pub mod sagas;
 pub mod topics;
 
 /// Implements `IntegrationEvent` for a payload at its current version.

@@ -12,6 +12,9 @@ use crate::topics;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreatePartner {
     pub onboarding_id: Uuid,
+    /// The saga that tracks this onboarding (also the envelope's `sagaid`).
+    #[serde(default)]
+    pub saga_id: Option<Uuid>,
     pub nombre: String,
     pub email: String,
     #[serde(default)]

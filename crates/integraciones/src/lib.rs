@@ -55,9 +55,15 @@ impl Integraciones {
         })
     }
 
+    /// The partners API with its readiness checks and metrics, to serve alone or beside
+    /// another service.
+    pub fn parts(&self) -> web::ServiceParts {
+        http::parts(self.service.clone(), self.db.clone(), self.bus.clone())
+    }
+
     /// The complete router: the partners API plus the operational routes.
     pub fn router(&self) -> axum::Router {
-        http::router(self.service.clone(), self.db.clone(), self.bus.clone())
+        self.parts().into_router()
     }
 
     /// Spawns the outbox relay and the consumers; they stop when `shutdown` fires. Fails when

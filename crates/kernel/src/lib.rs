@@ -5,6 +5,7 @@ pub mod bus;
 pub mod consumer;
 pub mod envelope;
 pub mod event;
+pub mod money;
 pub mod retry;
 pub mod shutdown;
 
@@ -12,6 +13,7 @@ pub use bus::{Bus, BusError, Delivery, DeliveryHandle, SubscribeOptions, Subscri
 pub use consumer::{run_consumer, HandlerError, MessageHandler};
 pub use envelope::{Envelope, EnvelopeContext};
 pub use event::{DecodeError, IntegrationEvent};
+pub use money::Amount;
 pub use shutdown::{Shutdown, ShutdownTrigger};
 
 /// A fresh time-ordered id: v7 keeps B-tree inserts append-mostly.

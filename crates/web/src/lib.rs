@@ -6,11 +6,13 @@ pub mod extract;
 pub mod ops;
 pub mod pagination;
 pub mod problem;
+mod service;
 
 pub use extract::{Json, Path, Query};
 pub use ops::{serve, OpsRoutes, ReadinessCheck};
 pub use pagination::{Page, PageParams};
 pub use problem::{FieldError, Problem};
+pub use service::ServiceParts;
 
 /// The largest request body any endpoint accepts; larger ones are 413.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;

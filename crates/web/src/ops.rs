@@ -22,7 +22,7 @@ use crate::problem::Problem;
 /// A dependency `/ready` checks.
 #[async_trait]
 pub trait ReadinessCheck: Send + Sync + 'static {
-    fn name(&self) -> &'static str;
+    fn name(&self) -> String;
     async fn check(&self) -> Result<(), String>;
 }
 
@@ -114,7 +114,7 @@ async fn ready(State(state): State<OpsState>) -> Response {
     let mut failures = serde_json::Map::new();
     for check in state.checks.iter() {
         if let Err(error) = check.check().await {
-            failures.insert(check.name().to_owned(), error.into());
+            failures.insert(check.name(), error.into());
         }
     }
     if failures.is_empty() {

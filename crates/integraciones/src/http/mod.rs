@@ -7,13 +7,10 @@ pub mod partners;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use axum::routing::{get, post, put};
 use axum::Router;
 use kernel::Bus;
 use utoipa::OpenApi;
-use web::ops::MetricsSource;
-use web::{OpsRoutes, ReadinessCheck};
 
 use crate::application::{Service, SERVICE};
 
@@ -51,8 +48,8 @@ use crate::application::{Service, SERVICE};
 )]
 pub struct ApiDoc;
 
-/// The partners API with the operational routes and shared layers.
-pub fn router(service: Arc<Service>, db: ::storage::Db, bus: Arc<dyn Bus>) -> Router {
+/// The partners API with what `/ready` and `/metrics` report about it.
+pub fn parts(service: Arc<Service>, db: ::storage::Db, bus: Arc<dyn Bus>) -> web::ServiceParts {
     use partners::*;
     let api = Router::new()
         .route(BASE, post(crear_partner).get(listar_partners))
@@ -80,54 +77,7 @@ pub fn router(service: Arc<Service>, db: ::storage::Db, bus: Arc<dyn Bus>) -> Ro
             put(revocar_integracion_de_partner),
         )
         .with_state(service);
-    OpsRoutes::new(SERVICE, ApiDoc::openapi())
-        .check(Arc::new(DbCheck(db.clone())))
-        .check(Arc::new(BusCheck(bus)))
-        .metrics(Arc::new(OutboxBacklog(db)))
-        .finish(api)
-}
-
-struct DbCheck(::storage::Db);
-
-#[async_trait]
-impl ReadinessCheck for DbCheck {
-    fn name(&self) -> &'static str {
-        "database"
-    }
-
-    async fn check(&self) -> Result<(), String> {
-        self.0.ping().await.map_err(|error| error.to_string())
-    }
-}
-
-struct BusCheck(Arc<dyn Bus>);
-
-#[async_trait]
-impl ReadinessCheck for BusCheck {
-    fn name(&self) -> &'static str {
-        "bus"
-    }
-
-    async fn check(&self) -> Result<(), String> {
-        self.0.ping().await.map_err(|error| error.to_string())
-    }
-}
-
-/// `alpes_outbox_backlog`: outbox rows not yet published. Crash tests poll it to know when
-/// everything committed has reached the bus.
-struct OutboxBacklog(::storage::Db);
-
-#[async_trait]
-impl MetricsSource for OutboxBacklog {
-    async fn render(&self) -> String {
-        match ::storage::outbox::backlog(&self.0).await {
-            Ok(backlog) => format!(
-                "# TYPE alpes_outbox_backlog gauge\nalpes_outbox_backlog{{service=\"{SERVICE}\"}} {backlog}\n"
-            ),
-            Err(error) => {
-                tracing::warn!(%error, "cannot read the outbox backlog");
-                String::new()
-            }
-        }
-    }
+    web::ServiceParts::new(SERVICE, api, ApiDoc::openapi())
+        .with_database(db)
+        .with_bus(bus)
 }

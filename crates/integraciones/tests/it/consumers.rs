@@ -14,6 +14,7 @@ use crate::helpers::{eventually, next_matching, spawn_app, spawn_app_with, TestD
 fn command(email: &str) -> CreatePartner {
     CreatePartner {
         onboarding_id: Uuid::now_v7(),
+        saga_id: None,
         nombre: "Ana Saga".into(),
         email: email.into(),
         telefono: Some("555".into()),
