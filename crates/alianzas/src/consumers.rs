@@ -1,0 +1,101 @@
+//! The message handler this service runs under `kernel::run_consumer` for every topic it
+//! follows: `PartnerCreado` creates the partner's contract; compliance outcomes and review
+//! decisions move it through its lifecycle. Business outcomes become events; an event that
+//! arrived before the state it builds on, and every database failure, is retried; an
+//! undecodable payload is dead-lettered.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use contracts::compliance::{ContratoAprobado, ContratoRechazado};
+use contracts::partners::PartnerCreado;
+use contracts::sagas::{RevisionAprobada, RevisionContrato, RevisionRechazada};
+use kernel::{Envelope, HandlerError, IntegrationEvent, MessageHandler};
+
+use crate::application::{ConsumeError, Objetivo, Service};
+use crate::domain::Motivo;
+
+fn handler_error(error: ConsumeError) -> HandlerError {
+    // Not-yet-applicable events and database or contention problems: retrying may succeed.
+    HandlerError::Transient(error.to_string())
+}
+
+/// Consumes `PartnerCreado`, `ContratoAprobado`, `ContratoRechazado`, `RevisionContrato`,
+/// `RevisionAprobada` and `RevisionRechazada`, dispatching on the envelope's type. Other
+/// types on those topics are not for this service and are acknowledged untouched.
+pub struct AlianzasHandler {
+    service: Arc<Service>,
+}
+
+impl AlianzasHandler {
+    pub fn new(service: Arc<Service>) -> Self {
+        Self { service }
+    }
+}
+
+#[async_trait]
+impl MessageHandler for AlianzasHandler {
+    async fn handle(&self, envelope: &Envelope) -> Result<(), HandlerError> {
+        let service = &self.service;
+        let outcome = match envelope.event_type.as_str() {
+            PartnerCreado::TYPE => {
+                let event: PartnerCreado = envelope.decode()?;
+                service.crear_para_partner(envelope, event).await
+            }
+            ContratoAprobado::TYPE => {
+                let event: ContratoAprobado = envelope.decode()?;
+                service
+                    .llevar_a(envelope, event.contrato_id, Objetivo::Activo, None)
+                    .await
+            }
+            ContratoRechazado::TYPE => {
+                let event: ContratoRechazado = envelope.decode()?;
+                let motivo = format!("{}: {}", event.validacion_fallida, event.causa_rechazo);
+                service
+                    .llevar_a(
+                        envelope,
+                        event.contrato_id,
+                        Objetivo::EnRevision,
+                        Motivo::lenient(Some(&motivo)),
+                    )
+                    .await
+            }
+            RevisionContrato::TYPE => {
+                let event: RevisionContrato = envelope.decode()?;
+                let motivo = format!("{}: {}", event.validacion_fallida, event.causa_rechazo);
+                service
+                    .llevar_a(
+                        envelope,
+                        event.contrato_id,
+                        Objetivo::EnRevision,
+                        Motivo::lenient(Some(&motivo)),
+                    )
+                    .await
+            }
+            RevisionAprobada::TYPE => {
+                let event: RevisionAprobada = envelope.decode()?;
+                service
+                    .llevar_a(envelope, event.contrato_id, Objetivo::Activo, None)
+                    .await
+            }
+            RevisionRechazada::TYPE => {
+                let event: RevisionRechazada = envelope.decode()?;
+                service
+                    .llevar_a(
+                        envelope,
+                        event.contrato_id,
+                        Objetivo::Rechazado,
+                        Motivo::lenient(event.comentarios.as_deref()),
+                    )
+                    .await
+            }
+            other => {
+                tracing::debug!(id = %envelope.id, event_type = other, "not for alianzas; ignored");
+                return Ok(());
+            }
+        }
+        .map_err(handler_error)?;
+        tracing::debug!(id = %envelope.id, event_type = %envelope.event_type, ?outcome, "handled");
+        Ok(())
+    }
+}

@@ -1,0 +1,556 @@
+//! The event store, the read model and the templates over `::storage::Db`. Each query is
+//! written once with `$n` placeholders and runs on SQLite or PostgreSQL through the `with_*!`
+//! macros; the only dialect branch is the row lock that serializes writers of one contract on
+//! PostgreSQL (SQLite's single writer already does). Appends check the expected version, and
+//! the stream's primary key catches any writer that slipped past the check.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use kernel::Amount;
+use serde_json::Value;
+use uuid::Uuid;
+
+use ::storage::{with_reader, with_tx, Backend, Db, Tx};
+
+use crate::domain::{
+    Condiciones, Contrato, ContratoEvent, ContratoState, EstadoContrato, Moneda, Monto, Plantilla,
+    TipoContrato, TipoPartner,
+};
+use crate::events::{self, CodecError};
+
+/// The migrations of this service's tables, applied by `Db::migrate_with("alianzas", …)`.
+pub const MIGRATIONS: &[::storage::Migration] = &[::storage::Migration {
+    version: 1,
+    name: "contrato_evento_snapshot_plantilla",
+    sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
+    postgres: include_str!("../migrations/postgres/0001_init.sql"),
+}];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// The stream is not at the expected version: another writer appended first.
+    #[error("the contract changed concurrently (expected version {expected})")]
+    Conflict { expected: i64 },
+    /// The partner already has its automatically created contract.
+    #[error("the partner already has its contract")]
+    PartnerTaken,
+    /// A stored row no longer reads back (a manual edit or a bug).
+    #[error("stored row is unreadable: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+}
+
+impl From<CodecError> for RepoError {
+    fn from(error: CodecError) -> Self {
+        RepoError::Corrupt(error.to_string())
+    }
+}
+
+/// One stored event as read back: the raw stored data, and the event after upcasting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub version: i64,
+    pub tipo: String,
+    pub schema_version: i32,
+    pub ocurrido_en: DateTime<Utc>,
+    pub data: Value,
+    pub event: ContratoEvent,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct EventRow {
+    version: i64,
+    tipo: String,
+    schema_version: i32,
+    data: String,
+    ocurrido_en: DateTime<Utc>,
+}
+
+impl EventRow {
+    fn into_stored(self) -> Result<StoredEvent, RepoError> {
+        let data: Value = serde_json::from_str(&self.data)
+            .map_err(|e| RepoError::Corrupt(format!("event {}: {e}", self.version)))?;
+        let event = events::decode(&self.tipo, self.schema_version, data.clone())?;
+        Ok(StoredEvent {
+            version: self.version,
+            tipo: self.tipo,
+            schema_version: self.schema_version,
+            ocurrido_en: self.ocurrido_en,
+            data,
+            event,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct SnapshotRow {
+    version: i64,
+    schema_version: i32,
+    state: String,
+}
+
+const SELECT_EVENTS: &str = "SELECT version, tipo, schema_version, data, ocurrido_en
+    FROM contrato_evento WHERE contrato_id = $1 AND version > $2 ORDER BY version";
+
+const SELECT_SNAPSHOT: &str = "SELECT version, schema_version, state FROM contrato_snapshot
+    WHERE contrato_id = $1 ORDER BY version DESC LIMIT 1";
+
+fn fold(
+    id: Uuid,
+    snapshot: Option<SnapshotRow>,
+    rows: Vec<EventRow>,
+) -> Result<Contrato, RepoError> {
+    let mut contrato = match snapshot {
+        None => Contrato::new(id),
+        Some(row) => {
+            let state: Value = serde_json::from_str(&row.state)
+                .map_err(|e| RepoError::Corrupt(format!("snapshot of {id}: {e}")))?;
+            events::decode_snapshot(id, row.version, row.schema_version, state)?
+        }
+    };
+    for row in rows {
+        let stored = row.into_stored()?;
+        contrato.apply(&stored.event, stored.ocurrido_en);
+    }
+    Ok(contrato)
+}
+
+/// Serializes the writers of contract `id` until `tx` ends (PostgreSQL row lock on the read
+/// model; a no-op on SQLite, whose single writer already serializes transactions).
+pub async fn lock(tx: &mut Tx, id: Uuid) -> Result<(), RepoError> {
+    if tx.backend() == Backend::Postgres {
+        let _locked: Option<i32> = with_tx!(&mut *tx, conn => sqlx::query_scalar(
+            "SELECT 1 FROM contrato WHERE contrato_id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(conn)
+        .await)?;
+    }
+    Ok(())
+}
+
+/// Loads contract `id` inside `tx`: its latest snapshot plus the later events. An unknown id
+/// is the empty stream (version 0, no state).
+pub async fn load(tx: &mut Tx, id: Uuid) -> Result<Contrato, RepoError> {
+    let snapshot: Option<SnapshotRow> = with_tx!(&mut *tx, conn => sqlx::query_as(SELECT_SNAPSHOT)
+        .bind(id)
+        .fetch_optional(conn)
+        .await)?;
+    let after = snapshot.as_ref().map_or(0, |s| s.version);
+    let rows: Vec<EventRow> = with_tx!(&mut *tx, conn => sqlx::query_as(SELECT_EVENTS)
+        .bind(id)
+        .bind(after)
+        .fetch_all(conn)
+        .await)?;
+    fold(id, snapshot, rows)
+}
+
+/// Like [`load`], outside a transaction (reader pool).
+pub async fn load_latest(db: &Db, id: Uuid) -> Result<Contrato, RepoError> {
+    let snapshot: Option<SnapshotRow> = with_reader!(db, conn => sqlx::query_as(SELECT_SNAPSHOT)
+        .bind(id)
+        .fetch_optional(conn)
+        .await)?;
+    let after = snapshot.as_ref().map_or(0, |s| s.version);
+    let rows: Vec<EventRow> = with_reader!(db, conn => sqlx::query_as(SELECT_EVENTS)
+        .bind(id)
+        .bind(after)
+        .fetch_all(conn)
+        .await)?;
+    fold(id, snapshot, rows)
+}
+
+/// The whole stream of contract `id`, oldest first (empty for an unknown id).
+pub async fn read_stream(db: &Db, id: Uuid) -> Result<Vec<StoredEvent>, RepoError> {
+    let rows: Vec<EventRow> = with_reader!(db, conn => sqlx::query_as(SELECT_EVENTS)
+        .bind(id)
+        .bind(0_i64)
+        .fetch_all(conn)
+        .await)?;
+    rows.into_iter().map(EventRow::into_stored).collect()
+}
+
+/// The stream's current version (0 when empty).
+pub async fn stream_version(tx: &mut Tx, id: Uuid) -> Result<i64, RepoError> {
+    let version: Option<i64> = with_tx!(&mut *tx, conn => sqlx::query_scalar(
+        "SELECT MAX(version) FROM contrato_evento WHERE contrato_id = $1",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await)?;
+    Ok(version.unwrap_or(0))
+}
+
+/// Appends `events` to stream `id` as versions `expected + 1 ..`, refusing with `Conflict`
+/// when the stream is not at `expected`. On PostgreSQL a conflict caught by the primary key
+/// aborts `tx`: the caller drops it.
+pub async fn append(
+    tx: &mut Tx,
+    id: Uuid,
+    expected: i64,
+    new_events: &[ContratoEvent],
+    at: DateTime<Utc>,
+) -> Result<(), RepoError> {
+    if stream_version(tx, id).await? != expected {
+        return Err(RepoError::Conflict { expected });
+    }
+    for (offset, event) in new_events.iter().enumerate() {
+        let encoded = events::encode(event);
+        let inserted = with_tx!(&mut *tx, conn => sqlx::query(
+            "INSERT INTO contrato_evento (contrato_id, version, tipo, schema_version, data, ocurrido_en)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(expected + 1 + offset as i64)
+        .bind(encoded.tipo)
+        .bind(encoded.schema_version)
+        .bind(encoded.data.to_string())
+        .bind(at)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()));
+        match inserted {
+            Ok(_) => {}
+            Err(error) if ::storage::is_unique_violation(&error) => {
+                return Err(RepoError::Conflict { expected })
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Stores a snapshot of `contrato` at its version.
+pub async fn save_snapshot(tx: &mut Tx, contrato: &Contrato) -> Result<(), RepoError> {
+    with_tx!(&mut *tx, conn => sqlx::query(
+        "INSERT INTO contrato_snapshot (contrato_id, version, schema_version, state, tomado_en)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (contrato_id, version) DO NOTHING",
+    )
+    .bind(contrato.id())
+    .bind(contrato.version())
+    .bind(events::SNAPSHOT_VERSION)
+    .bind(events::encode_snapshot(contrato).to_string())
+    .bind(kernel::now())
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// How many snapshots contract `id` has, for tests and diagnostics.
+pub async fn snapshot_versions(db: &Db, id: Uuid) -> Result<Vec<i64>, RepoError> {
+    Ok(with_reader!(db, conn => sqlx::query_scalar(
+        "SELECT version FROM contrato_snapshot WHERE contrato_id = $1 ORDER BY version",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await)?)
+}
+
+/// Writes the read model row of `contrato` (its state after the append).
+pub async fn project(tx: &mut Tx, contrato: &Contrato) -> Result<(), RepoError> {
+    let Some(state) = contrato.state() else {
+        return Ok(());
+    };
+    with_tx!(&mut *tx, conn => sqlx::query(
+        "INSERT INTO contrato (contrato_id, partner_id, onboarding_id, tipo, monto_centavos, moneda,
+            condiciones, fecha_inicio, fecha_fin, estado, version, fecha_creacion, fecha_actualizacion)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+         ON CONFLICT (contrato_id) DO UPDATE SET tipo = excluded.tipo,
+            monto_centavos = excluded.monto_centavos, moneda = excluded.moneda,
+            condiciones = excluded.condiciones, fecha_fin = excluded.fecha_fin,
+            estado = excluded.estado, version = excluded.version,
+            fecha_actualizacion = excluded.fecha_actualizacion",
+    )
+    .bind(contrato.id())
+    .bind(state.partner_id)
+    .bind(state.onboarding_id)
+    .bind(state.tipo.as_str())
+    .bind(state.monto.amount().cents())
+    .bind(state.moneda.as_str())
+    .bind(state.condiciones.as_ref().map(Condiciones::as_str))
+    .bind(state.fecha_inicio)
+    .bind(state.fecha_fin)
+    .bind(state.estado.as_str())
+    .bind(contrato.version())
+    .bind(state.fecha_creacion)
+    .bind(state.fecha_actualizacion)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Appends `new_events` to `contrato`'s stream at its version, applies them, snapshots when
+/// the new version crosses a multiple of `snapshot_every`, and updates the read model — all in
+/// `tx`. Returns the contract after the events.
+pub async fn commit_events(
+    tx: &mut Tx,
+    contrato: &Contrato,
+    new_events: &[ContratoEvent],
+    at: DateTime<Utc>,
+    snapshot_every: u32,
+) -> Result<Contrato, RepoError> {
+    append(tx, contrato.id(), contrato.version(), new_events, at).await?;
+    let before = contrato.version();
+    let mut after = contrato.clone();
+    for event in new_events {
+        after.apply(event, at);
+    }
+    let every = i64::from(snapshot_every.max(1));
+    if after.version() / every > before / every {
+        save_snapshot(tx, &after).await?;
+    }
+    project(tx, &after).await?;
+    Ok(after)
+}
+
+const CONTRATO_COLUMNS: &str = "contrato_id, partner_id, onboarding_id, tipo, monto_centavos, \
+    moneda, condiciones, fecha_inicio, fecha_fin, estado, version, fecha_creacion, fecha_actualizacion";
+
+#[derive(Debug, sqlx::FromRow)]
+struct ContratoRow {
+    contrato_id: Uuid,
+    partner_id: Uuid,
+    onboarding_id: Option<Uuid>,
+    tipo: String,
+    monto_centavos: i64,
+    moneda: String,
+    condiciones: Option<String>,
+    fecha_inicio: NaiveDate,
+    fecha_fin: Option<NaiveDate>,
+    estado: String,
+    version: i64,
+    fecha_creacion: DateTime<Utc>,
+    fecha_actualizacion: DateTime<Utc>,
+}
+
+impl ContratoRow {
+    fn into_domain(self) -> Result<Contrato, RepoError> {
+        let id = self.contrato_id;
+        let bad = |e: crate::domain::ValueError| RepoError::Corrupt(format!("contrato {id}: {e}"));
+        let state = ContratoState {
+            partner_id: self.partner_id,
+            onboarding_id: self.onboarding_id,
+            tipo: TipoContrato::parse(&self.tipo).map_err(bad)?,
+            monto: Monto::new(Amount::from_cents(self.monto_centavos)).map_err(bad)?,
+            moneda: Moneda::parse(&self.moneda).map_err(bad)?,
+            condiciones: Condiciones::parse(self.condiciones.as_deref()).map_err(bad)?,
+            fecha_inicio: self.fecha_inicio,
+            fecha_fin: self.fecha_fin,
+            estado: EstadoContrato::parse(&self.estado).map_err(bad)?,
+            fecha_creacion: self.fecha_creacion,
+            fecha_actualizacion: self.fecha_actualizacion,
+        };
+        Ok(Contrato::from_snapshot(id, self.version, Some(state)))
+    }
+}
+
+/// A contract from the read model.
+pub async fn find(db: &Db, id: Uuid) -> Result<Option<Contrato>, RepoError> {
+    let sql = format!("SELECT {CONTRATO_COLUMNS} FROM contrato WHERE contrato_id = $1");
+    let row: Option<ContratoRow> = with_reader!(db, conn => sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(conn)
+        .await)?;
+    row.map(ContratoRow::into_domain).transpose()
+}
+
+/// List filters; `None` means "any".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContratoFilter {
+    pub partner_id: Option<Uuid>,
+    pub estado: Option<EstadoContrato>,
+    pub tipo: Option<TipoContrato>,
+}
+
+const LIST_WHERE: &str =
+    "($1 IS NULL OR partner_id = $1) AND ($2 IS NULL OR estado = $2) AND ($3 IS NULL OR tipo = $3)";
+
+/// One page of contracts in id (creation) order from the read model, up to `limit + 1` rows
+/// after `after`, plus the total matching the filter.
+pub async fn list(
+    db: &Db,
+    filter: &ContratoFilter,
+    limit: i64,
+    after: Option<Uuid>,
+) -> Result<(Vec<Contrato>, i64), RepoError> {
+    let estado = filter.estado.map(EstadoContrato::as_str);
+    let tipo = filter.tipo.map(TipoContrato::as_str);
+    let sql = format!(
+        "SELECT {CONTRATO_COLUMNS} FROM contrato WHERE {LIST_WHERE}
+         AND ($4 IS NULL OR contrato_id > $4) ORDER BY contrato_id LIMIT $5"
+    );
+    let rows: Vec<ContratoRow> = with_reader!(db, conn => sqlx::query_as(&sql)
+        .bind(filter.partner_id)
+        .bind(estado)
+        .bind(tipo)
+        .bind(after)
+        .bind(limit + 1)
+        .fetch_all(conn)
+        .await)?;
+    let sql = format!("SELECT COUNT(*) FROM contrato WHERE {LIST_WHERE}");
+    let total: i64 = with_reader!(db, conn => sqlx::query_scalar(&sql)
+        .bind(filter.partner_id)
+        .bind(estado)
+        .bind(tipo)
+        .fetch_one(conn)
+        .await)?;
+    let contratos = rows
+        .into_iter()
+        .map(ContratoRow::into_domain)
+        .collect::<Result<_, _>>()?;
+    Ok((contratos, total))
+}
+
+/// Contracts whose `fecha_fin` is before `hoy` and that are still live, oldest first.
+pub async fn expired(db: &Db, hoy: NaiveDate, limit: i64) -> Result<Vec<Uuid>, RepoError> {
+    Ok(with_reader!(db, conn => sqlx::query_scalar(
+        "SELECT contrato_id FROM contrato WHERE fecha_fin < $1
+         AND estado IN ('pendiente', 'activo', 'suspendido') ORDER BY contrato_id LIMIT $2",
+    )
+    .bind(hoy)
+    .bind(limit)
+    .fetch_all(conn)
+    .await)?)
+}
+
+/// The contract created automatically for `partner_id`, if any.
+pub async fn contrato_of_partner(tx: &mut Tx, partner_id: Uuid) -> Result<Option<Uuid>, RepoError> {
+    Ok(with_tx!(tx, conn => sqlx::query_scalar(
+        "SELECT contrato_id FROM contrato_partner WHERE partner_id = $1",
+    )
+    .bind(partner_id)
+    .fetch_optional(conn)
+    .await)?)
+}
+
+/// Records the partner's automatically created contract; `PartnerTaken` when it has one
+/// (on PostgreSQL the violation aborts `tx`: the caller drops it).
+pub async fn link_partner(
+    tx: &mut Tx,
+    partner_id: Uuid,
+    contrato_id: Uuid,
+) -> Result<(), RepoError> {
+    let inserted = with_tx!(tx, conn => sqlx::query(
+        "INSERT INTO contrato_partner (partner_id, contrato_id) VALUES ($1, $2)",
+    )
+    .bind(partner_id)
+    .bind(contrato_id)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()));
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(error) if ::storage::is_unique_violation(&error) => Err(RepoError::PartnerTaken),
+        Err(error) => Err(error.into()),
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct PlantillaRow {
+    tipo_partner: String,
+    tipo: String,
+    monto_centavos: i64,
+    moneda: String,
+    condiciones: Option<String>,
+    duracion_dias: i64,
+}
+
+impl PlantillaRow {
+    fn into_domain(self) -> Result<Plantilla, RepoError> {
+        let bad = |e: crate::domain::ValueError| {
+            RepoError::Corrupt(format!("plantilla {}: {e}", self.tipo_partner))
+        };
+        Ok(Plantilla {
+            tipo_partner: TipoPartner::parse(&self.tipo_partner).map_err(bad)?,
+            tipo: TipoContrato::parse(&self.tipo).map_err(bad)?,
+            monto: Monto::new(Amount::from_cents(self.monto_centavos)).map_err(bad)?,
+            moneda: Moneda::parse(&self.moneda).map_err(bad)?,
+            condiciones: Condiciones::parse(self.condiciones.as_deref()).map_err(bad)?,
+            duracion_dias: crate::domain::parse_duracion_dias(self.duracion_dias).map_err(bad)?,
+        })
+    }
+}
+
+const PLANTILLA_COLUMNS: &str =
+    "tipo_partner, tipo, monto_centavos, moneda, condiciones, CAST(duracion_dias AS BIGINT) AS duracion_dias";
+
+/// Inserts `plantillas` that do not exist yet (an operator's edits are kept).
+pub async fn seed_plantillas(db: &Db, plantillas: &[Plantilla]) -> Result<(), RepoError> {
+    let mut tx = db.begin().await.map_err(storage_error)?;
+    for plantilla in plantillas {
+        write_plantilla(&mut tx, plantilla, false).await?;
+    }
+    tx.commit().await.map_err(storage_error)?;
+    Ok(())
+}
+
+fn storage_error(error: ::storage::StorageError) -> RepoError {
+    match error {
+        ::storage::StorageError::Sqlx(error) => RepoError::Sqlx(error),
+        other => RepoError::Corrupt(other.to_string()),
+    }
+}
+
+/// Inserts or (with `replace`) overwrites a template. Returns whether it was new.
+pub async fn write_plantilla(
+    tx: &mut Tx,
+    plantilla: &Plantilla,
+    replace: bool,
+) -> Result<bool, RepoError> {
+    let existed: Option<i32> = with_tx!(&mut *tx, conn => sqlx::query_scalar(
+        "SELECT 1 FROM plantilla WHERE tipo_partner = $1",
+    )
+    .bind(plantilla.tipo_partner.as_str())
+    .fetch_optional(conn)
+    .await)?;
+    let on_conflict = if replace {
+        "DO UPDATE SET tipo = excluded.tipo, monto_centavos = excluded.monto_centavos,
+            moneda = excluded.moneda, condiciones = excluded.condiciones,
+            duracion_dias = excluded.duracion_dias, fecha_actualizacion = excluded.fecha_actualizacion"
+    } else {
+        "DO NOTHING"
+    };
+    let sql = format!(
+        "INSERT INTO plantilla (tipo_partner, tipo, monto_centavos, moneda, condiciones,
+            duracion_dias, fecha_actualizacion) VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (tipo_partner) {on_conflict}"
+    );
+    with_tx!(&mut *tx, conn => sqlx::query(&sql)
+        .bind(plantilla.tipo_partner.as_str())
+        .bind(plantilla.tipo.as_str())
+        .bind(plantilla.monto.amount().cents())
+        .bind(plantilla.moneda.as_str())
+        .bind(plantilla.condiciones.as_ref().map(Condiciones::as_str))
+        .bind(plantilla.duracion_dias as i32)
+        .bind(kernel::now())
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(existed.is_none())
+}
+
+/// Every template, in partner-kind order.
+pub async fn list_plantillas(db: &Db) -> Result<Vec<Plantilla>, RepoError> {
+    let sql = format!("SELECT {PLANTILLA_COLUMNS} FROM plantilla");
+    let rows: Vec<PlantillaRow> = with_reader!(db, conn => sqlx::query_as(&sql)
+        .fetch_all(conn)
+        .await)?;
+    let mut plantillas = rows
+        .into_iter()
+        .map(PlantillaRow::into_domain)
+        .collect::<Result<Vec<_>, _>>()?;
+    plantillas.sort_by_key(|p| TipoPartner::ALL.iter().position(|t| *t == p.tipo_partner));
+    Ok(plantillas)
+}
+
+/// The template of one partner kind.
+pub async fn find_plantilla(db: &Db, tipo: TipoPartner) -> Result<Option<Plantilla>, RepoError> {
+    let sql = format!("SELECT {PLANTILLA_COLUMNS} FROM plantilla WHERE tipo_partner = $1");
+    let row: Option<PlantillaRow> = with_reader!(db, conn => sqlx::query_as(&sql)
+        .bind(tipo.as_str())
+        .fetch_optional(conn)
+        .await)?;
+    row.map(PlantillaRow::into_domain).transpose()
+}

@@ -1,0 +1,8 @@
+//! The integration tests of the `alianzas` service, in one binary: the event store, read model
+//! and outbox on both backends, the HTTP API over a real socket, and the consumers through the
+//! real embedded bus.
+
+mod consumers;
+mod event_store;
+mod helpers;
+mod http_api;
