@@ -1,0 +1,567 @@
+//! The saga log's use cases: start a saga, apply an incoming event, fire a deadline, resolve a
+//! review. Each runs in one transaction that holds the saga's lock and writes its new state,
+//! its log rows, its outbox rows (and, for consumed events, the inbox row); the relay is woken
+//! after the commit. Nothing is published any other way.
+
+use std::sync::Arc;
+
+use ::storage::{inbox, is_unique_violation, outbox, Db, Tx};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use contracts::partners::{CreatePartner, DesactivarPartner};
+use contracts::sagas as wire;
+use kernel::{Envelope, EnvelopeContext, IntegrationEvent};
+use serde_json::json;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::domain::{
+    DecisionRevision, Efecto, EstadoProcesamiento, Hecho, Paso, Revision, Saga, TransicionInvalida,
+};
+use crate::storage::{
+    self as repo, LogEntry, NewLogEntry, RepoError, SagaFilter, StoredSaga, Traza,
+};
+
+/// The `source` of every envelope this service writes, and its consumer group.
+pub const SERVICE: &str = "sagas";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("saga not found")]
+    SagaNotFound,
+    #[error(transparent)]
+    Transicion(#[from] TransicionInvalida),
+    /// The event's saga, or the event that caused it, has not reached this service yet (each
+    /// topic is consumed on its own, so order across topics is not guaranteed): retry later.
+    #[error("not yet known: {0}")]
+    NotYetKnown(String),
+    #[error("a concurrent write kept conflicting; retry")]
+    Contention,
+    #[error(transparent)]
+    Repo(RepoError),
+}
+
+impl From<RepoError> for AppError {
+    fn from(error: RepoError) -> Self {
+        AppError::Repo(error)
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(error: sqlx::Error) -> Self {
+        AppError::Repo(RepoError::Sqlx(error))
+    }
+}
+
+impl From<::storage::StorageError> for AppError {
+    fn from(error: ::storage::StorageError) -> Self {
+        match error {
+            ::storage::StorageError::Sqlx(error) => error.into(),
+            other => AppError::Repo(RepoError::Corrupt(other.to_string())),
+        }
+    }
+}
+
+/// What an incoming message led to (for logs and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new saga was started.
+    Started(Uuid),
+    /// The saga accepted the event.
+    Applied(Uuid),
+    /// The rules forbid the event after the saga's last step: logged `ERROR`, saga unchanged.
+    Refused(Uuid),
+    /// Not about any saga (e.g. a partner created through the API): acknowledged.
+    Ignored,
+    /// The inbox had this event id: nothing was done.
+    Duplicate,
+}
+
+/// The ids an incoming event carries that may name its saga when its envelope has no
+/// `sagaid`. Each consumer fills only the keys that identify the saga's own partner or
+/// contract (a hand-made contract of an onboarded partner is not the saga's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Claves {
+    pub onboarding_id: Option<Uuid>,
+    pub partner_id: Option<Uuid>,
+    pub contrato_id: Option<Uuid>,
+}
+
+/// The saga log's use cases.
+pub struct Service {
+    db: Db,
+    wake: Arc<Notify>,
+    plazo: TimeDelta,
+}
+
+/// Log rows and outbox envelopes one change produces, in order.
+#[derive(Default)]
+struct Plan {
+    log: Vec<NewLogEntry>,
+    outbox: Vec<(&'static str, Envelope)>,
+}
+
+fn wrap<E: IntegrationEvent>(event: &E, context: &EnvelopeContext) -> (&'static str, Envelope) {
+    (E::TOPIC, Envelope::wrap(SERVICE, event, context.clone()))
+}
+
+fn processed(
+    event_id: Uuid,
+    tipo: &str,
+    data: serde_json::Value,
+    now: DateTime<Utc>,
+) -> NewLogEntry {
+    NewLogEntry {
+        event_id,
+        tipo_evento: tipo.to_owned(),
+        evento_data: data,
+        estado_procesamiento: EstadoProcesamiento::Procesado,
+        error: None,
+        recibido_en: now,
+        procesado_en: Some(now),
+    }
+}
+
+/// The context of messages the saga starts itself (not caused by an incoming envelope).
+fn own_context(saga: &Saga, traza: &Traza) -> EnvelopeContext {
+    EnvelopeContext {
+        sagaid: Some(saga.saga_id),
+        correlationid: traza.correlation_id,
+        causationid: Some(traza.ultimo_evento_id),
+        traceparent: traza.traceparent.clone(),
+    }
+}
+
+/// Turns the domain's effects into log rows and outbox envelopes. A published step is caused
+/// by what came before it, and what follows it is caused by it, so the causation chain reads
+/// like the saga's log. The trace's last event id follows the saga's last step.
+fn plan(
+    stored: &mut StoredSaga,
+    incoming: Option<NewLogEntry>,
+    efectos: Vec<Efecto>,
+    mut context: EnvelopeContext,
+    now: DateTime<Utc>,
+) -> Plan {
+    let mut plan = Plan::default();
+    let saga = stored.saga.clone();
+    let ultimo = saga.ultimo_paso.as_str();
+    if let Some(entry) = incoming {
+        if entry.tipo_evento == ultimo {
+            stored.traza.ultimo_evento_id = entry.event_id;
+        }
+        plan.log.push(entry);
+    }
+    for efecto in efectos {
+        let published = match efecto {
+            Efecto::RevisionContrato {
+                contrato_id,
+                partner_id,
+                causa_rechazo,
+                validacion_fallida,
+            } => wrap(
+                &wire::RevisionContrato {
+                    saga_id: saga.saga_id,
+                    contrato_id,
+                    partner_id,
+                    causa_rechazo,
+                    validacion_fallida,
+                },
+                &context,
+            ),
+            Efecto::RevisionAprobada {
+                contrato_id,
+                partner_id,
+                comentarios,
+            } => wrap(
+                &wire::RevisionAprobada {
+                    saga_id: saga.saga_id,
+                    contrato_id,
+                    partner_id,
+                    comentarios,
+                },
+                &context,
+            ),
+            Efecto::RevisionRechazada {
+                contrato_id,
+                partner_id,
+                comentarios,
+            } => wrap(
+                &wire::RevisionRechazada {
+                    saga_id: saga.saga_id,
+                    contrato_id,
+                    partner_id,
+                    comentarios,
+                },
+                &context,
+            ),
+            Efecto::DesactivarPartner { partner_id, motivo } => wrap(
+                &DesactivarPartner {
+                    partner_id,
+                    motivo: Some(motivo),
+                },
+                &context,
+            ),
+            Efecto::SagaTimeout { paso, deadline } => {
+                // Logged, never published: the deadline is the saga's own business.
+                let id = kernel::new_id();
+                let data = json!({
+                    "saga_id": saga.saga_id,
+                    "paso": paso.as_str(),
+                    "paso_deadline": deadline.to_rfc3339_opts(SecondsFormat::Micros, true),
+                });
+                plan.log
+                    .push(processed(id, Paso::SagaTimeout.as_str(), data, now));
+                stored.traza.ultimo_evento_id = id;
+                context.causationid = Some(id);
+                continue;
+            }
+            Efecto::EstadoCambiado { estado, causa } => {
+                // A notification for others, not a step of the saga: published, not logged.
+                let (topic, envelope) = wrap(
+                    &wire::OnboardingEstadoCambiado {
+                        saga_id: saga.saga_id,
+                        onboarding_id: saga.onboarding_id,
+                        partner_id: saga.partner_id,
+                        email: Some(saga.email.clone()),
+                        nombre: Some(saga.nombre.clone()),
+                        estado: estado.as_str().to_owned(),
+                        causa,
+                    },
+                    &context,
+                );
+                plan.outbox.push((topic, envelope));
+                continue;
+            }
+        };
+        let (topic, envelope) = published;
+        plan.log.push(processed(
+            envelope.id,
+            &envelope.event_type,
+            envelope.data.clone(),
+            now,
+        ));
+        if envelope.event_type == ultimo {
+            stored.traza.ultimo_evento_id = envelope.id;
+            context = EnvelopeContext::caused_by(&envelope);
+        }
+        plan.outbox.push((topic, envelope));
+    }
+    plan
+}
+
+impl Service {
+    /// `step_timeout` is how long a waiting step may last before the saga times out.
+    pub fn new(db: Db, wake: Arc<Notify>, step_timeout: std::time::Duration) -> Self {
+        Self {
+            db,
+            wake,
+            plazo: crate::domain::plazo(step_timeout),
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Commits `tx` and wakes the relay so the new outbox rows leave at once.
+    async fn commit(&self, tx: Tx) -> Result<(), AppError> {
+        tx.commit().await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Writes a changed saga (guarded by the version it was loaded at), its log rows and its
+    /// outbox rows into `tx`.
+    async fn save(
+        tx: &mut Tx,
+        stored: &StoredSaga,
+        expected_version: Option<i64>,
+        plan: Plan,
+    ) -> Result<(), AppError> {
+        match expected_version {
+            None => {
+                if let Err(error) = repo::insert_saga(tx, stored).await {
+                    // A concurrent twin started the same saga or onboarding first (on
+                    // PostgreSQL this aborted `tx`): a retry finds it.
+                    return Err(if is_unique_violation(&error) {
+                        AppError::Contention
+                    } else {
+                        error.into()
+                    });
+                }
+            }
+            Some(version) => {
+                if !repo::update_saga(tx, stored, version).await? {
+                    return Err(AppError::Contention);
+                }
+            }
+        }
+        repo::append_log(tx, &stored.saga, &plan.log).await?;
+        for (topic, envelope) in &plan.outbox {
+            outbox::append(tx, topic, envelope).await?;
+        }
+        Ok(())
+    }
+
+    /// Handles `CreatePartner`: starts the saga (`INICIADA`, with its first deadline) and logs
+    /// the command. A command for a saga or onboarding that exists already is logged `ERROR`
+    /// in that saga (a saga starts once).
+    pub async fn start_saga(
+        &self,
+        envelope: &Envelope,
+        command: CreatePartner,
+    ) -> Result<Outcome, AppError> {
+        let now = kernel::now();
+        let mut tx = self.db.begin().await?;
+        if !inbox::first_delivery(&mut tx, SERVICE, envelope.id).await? {
+            return Ok(Outcome::Duplicate);
+        }
+        let saga_id = envelope.sagaid.or(command.saga_id);
+        let existing = match saga_id {
+            Some(id) if repo::saga_exists(&mut tx, id).await? => Some(id),
+            _ => repo::saga_of_onboarding(&mut tx, command.onboarding_id).await?,
+        };
+        if let Some(existing) = existing {
+            return self
+                .apply(tx, envelope, existing, Hecho::CreatePartner, now)
+                .await;
+        }
+        let saga = Saga::start(
+            saga_id.unwrap_or_else(kernel::new_id),
+            command.onboarding_id,
+            command.nombre,
+            command.email,
+            now,
+            self.plazo,
+        );
+        let stored = StoredSaga {
+            traza: Traza {
+                ultimo_evento_id: envelope.id,
+                correlation_id: envelope.correlationid.or(Some(envelope.id)),
+                traceparent: envelope.traceparent.clone(),
+            },
+            saga,
+        };
+        let plan = Plan {
+            log: vec![processed(
+                envelope.id,
+                Paso::CreatePartner.as_str(),
+                envelope.data.clone(),
+                now,
+            )],
+            outbox: Vec::new(),
+        };
+        Self::save(&mut tx, &stored, None, plan).await?;
+        self.commit(tx).await?;
+        Ok(Outcome::Started(stored.saga.saga_id))
+    }
+
+    /// Handles an event of the onboarding: finds its saga, checks that its cause has been
+    /// seen, and applies it — or logs it `ERROR` when the rules forbid it. An event about no
+    /// saga is acknowledged; one whose saga or cause has not arrived yet is
+    /// [`AppError::NotYetKnown`] and nothing is written (a retry will find them).
+    pub async fn handle_event(
+        &self,
+        envelope: &Envelope,
+        hecho: Hecho,
+        claves: Claves,
+    ) -> Result<Outcome, AppError> {
+        let now = kernel::now();
+        let mut tx = self.db.begin().await?;
+        if !inbox::first_delivery(&mut tx, SERVICE, envelope.id).await? {
+            return Ok(Outcome::Duplicate);
+        }
+        let Some(saga_id) = correlate(&mut tx, envelope, claves).await? else {
+            // Recorded in the inbox so a redelivery is a cheap no-op.
+            self.commit(tx).await?;
+            return Ok(Outcome::Ignored);
+        };
+        self.apply(tx, envelope, saga_id, hecho, now).await
+    }
+
+    async fn apply(
+        &self,
+        mut tx: Tx,
+        envelope: &Envelope,
+        saga_id: Uuid,
+        hecho: Hecho,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, AppError> {
+        let Some(mut stored) = repo::load_for_update(&mut tx, saga_id).await? else {
+            return Err(AppError::NotYetKnown(format!("saga {saga_id}")));
+        };
+        // An event of the saga's own conversation names its cause; until that cause is in the
+        // log this event is early, not wrong. (An event correlated only by its ids may come
+        // from outside the conversation, so its causation says nothing about the saga.)
+        if envelope.sagaid.is_some() && hecho.paso() != Paso::CreatePartner {
+            if let Some(cause) = envelope.causationid {
+                if !repo::has_logged(&mut tx, saga_id, cause).await? {
+                    return Err(AppError::NotYetKnown(format!(
+                        "cause {cause} of {} {} in saga {saga_id}",
+                        envelope.event_type, envelope.id
+                    )));
+                }
+            }
+        }
+        let expected_version = stored.saga.version;
+        match stored.saga.handle(hecho, now, self.plazo) {
+            Ok(efectos) => {
+                let mut context = EnvelopeContext::caused_by(envelope);
+                context.sagaid = Some(saga_id);
+                let incoming = processed(
+                    envelope.id,
+                    &envelope.event_type,
+                    envelope.data.clone(),
+                    now,
+                );
+                let plan = plan(&mut stored, Some(incoming), efectos, context, now);
+                Self::save(&mut tx, &stored, Some(expected_version), plan).await?;
+                self.commit(tx).await?;
+                Ok(Outcome::Applied(saga_id))
+            }
+            Err(rechazo) => {
+                tracing::warn!(%saga_id, id = %envelope.id, event_type = %envelope.event_type, %rechazo, "event refused by the saga rules");
+                let entry = NewLogEntry {
+                    event_id: envelope.id,
+                    tipo_evento: envelope.event_type.clone(),
+                    evento_data: envelope.data.clone(),
+                    estado_procesamiento: EstadoProcesamiento::Error,
+                    error: Some(rechazo.motivo),
+                    recibido_en: now,
+                    procesado_en: None,
+                };
+                // `handle` left the saga as it was; only the log grows.
+                repo::append_log(&mut tx, &stored.saga, &[entry]).await?;
+                self.commit(tx).await?;
+                Ok(Outcome::Refused(saga_id))
+            }
+        }
+    }
+
+    /// Fires the deadline of one saga if it is still due at `now`: `SagaTimeout` logged,
+    /// `FALLIDA`/`TIMEOUT`, compensation and notification queued, in one transaction under
+    /// the saga's lock and version guard, so two replicas never fire it twice.
+    pub async fn time_out(&self, saga_id: Uuid, now: DateTime<Utc>) -> Result<bool, AppError> {
+        let mut tx = self.db.begin().await?;
+        let Some(mut stored) = repo::load_for_update(&mut tx, saga_id).await? else {
+            return Ok(false);
+        };
+        let expected_version = stored.saga.version;
+        let context = own_context(&stored.saga, &stored.traza);
+        let Some(efectos) = stored.saga.time_out(now) else {
+            // It advanced, or another replica fired it first.
+            return Ok(false);
+        };
+        let plan = plan(&mut stored, None, efectos, context, now);
+        Self::save(&mut tx, &stored, Some(expected_version), plan).await?;
+        self.commit(tx).await?;
+        tracing::info!(%saga_id, "saga timed out");
+        Ok(true)
+    }
+
+    /// Fires every deadline that passed before now; returns how many sagas timed out here.
+    /// Fails only when the due sagas cannot be listed.
+    pub async fn time_out_due(&self) -> Result<usize, AppError> {
+        const BATCH: i64 = 100;
+        let mut fired = 0;
+        loop {
+            let now = kernel::now();
+            let due = repo::due(&self.db, now, BATCH).await?;
+            for saga_id in &due {
+                match self.time_out(*saga_id, now).await {
+                    Ok(true) => fired += 1,
+                    Ok(false) => {}
+                    // Lost a race with another replica's change: it is not due any more, or
+                    // the next pass fires it.
+                    Err(AppError::Contention) => {}
+                    // One unreadable saga must not hold back the others; the next pass retries.
+                    Err(error) => tracing::warn!(%saga_id, %error, "cannot time out saga"),
+                }
+            }
+            if (due.len() as i64) < BATCH {
+                return Ok(fired);
+            }
+        }
+    }
+
+    /// The operator's decision on a saga `PENDIENTE_REVISION`: publishes `RevisionAprobada`
+    /// (→ `COMPLETADA`) or `RevisionRechazada` with the compensation (→ `FALLIDA`), logging
+    /// both. The same decision again on a saga resolved that way returns it unchanged.
+    pub async fn resolve_review(
+        &self,
+        saga_id: Uuid,
+        decision: DecisionRevision,
+        comentarios: Option<String>,
+    ) -> Result<StoredSaga, AppError> {
+        let now = kernel::now();
+        let mut tx = self.db.begin().await?;
+        let mut stored = repo::load_for_update(&mut tx, saga_id)
+            .await?
+            .ok_or(AppError::SagaNotFound)?;
+        let expected_version = stored.saga.version;
+        let context = own_context(&stored.saga, &stored.traza);
+        match stored.saga.resolve_review(decision, comentarios, now)? {
+            Revision::YaResuelta => Ok(stored),
+            Revision::Resuelta(efectos) => {
+                let plan = plan(&mut stored, None, efectos, context, now);
+                Self::save(&mut tx, &stored, Some(expected_version), plan).await?;
+                self.commit(tx).await?;
+                Ok(stored)
+            }
+        }
+    }
+
+    /// A saga with its log, oldest row first.
+    pub async fn get(&self, saga_id: Uuid) -> Result<(StoredSaga, Vec<LogEntry>), AppError> {
+        let stored = repo::find(&self.db, saga_id)
+            .await?
+            .ok_or(AppError::SagaNotFound)?;
+        let log = repo::log(&self.db, saga_id).await?;
+        Ok((stored, log))
+    }
+
+    /// A page of sagas (without their logs) and the total matching `filter`.
+    pub async fn list(
+        &self,
+        filter: &SagaFilter,
+        limit: i64,
+        after: Option<Uuid>,
+    ) -> Result<(Vec<StoredSaga>, i64), AppError> {
+        Ok(repo::list(&self.db, filter, limit, after).await?)
+    }
+}
+
+/// The saga an event belongs to: its envelope's `sagaid` (which must exist: otherwise the
+/// `CreatePartner` has not arrived yet), else the ids it carries. `None`: not a saga's event.
+async fn correlate(
+    tx: &mut Tx,
+    envelope: &Envelope,
+    claves: Claves,
+) -> Result<Option<Uuid>, AppError> {
+    if let Some(saga_id) = envelope.sagaid {
+        if repo::saga_exists(tx, saga_id).await? {
+            return Ok(Some(saga_id));
+        }
+        if let Some(onboarding_id) = claves.onboarding_id {
+            if let Some(found) = repo::saga_of_onboarding(tx, onboarding_id).await? {
+                return Ok(Some(found));
+            }
+        }
+        return Err(AppError::NotYetKnown(format!("saga {saga_id}")));
+    }
+    if let Some(onboarding_id) = claves.onboarding_id {
+        if let Some(found) = repo::saga_of_onboarding(tx, onboarding_id).await? {
+            return Ok(Some(found));
+        }
+    }
+    if let Some(partner_id) = claves.partner_id {
+        if let Some(found) = repo::saga_of_partner(tx, partner_id).await? {
+            return Ok(Some(found));
+        }
+    }
+    if let Some(contrato_id) = claves.contrato_id {
+        if let Some(found) = repo::saga_of_contrato(tx, contrato_id).await? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
+}

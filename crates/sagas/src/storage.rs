@@ -1,0 +1,430 @@
+//! The saga repository over `::storage::Db`: the `saga` row and its `saga_evento` log. Every
+//! query is written once with `$n` placeholders; there is no dialect branch. A saga is locked
+//! for a change by a no-op `UPDATE` of its row, which takes the row lock on PostgreSQL and the
+//! write lock on SQLite before anything is read, so concurrent changes apply one after another.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use ::storage::{with_reader, with_tx, Db, Tx};
+
+use crate::domain::{EstadoProcesamiento, EstadoSaga, Paso, Saga};
+
+/// The migrations of this service's tables, applied by `Db::migrate_with("sagas", …)`.
+pub const MIGRATIONS: &[::storage::Migration] = &[::storage::Migration {
+    version: 1,
+    name: "saga_saga_evento",
+    sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
+    postgres: include_str!("../migrations/postgres/0001_init.sql"),
+}];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// A stored row no longer parses into the domain (a manual edit or a bug).
+    #[error("stored row is unreadable: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+}
+
+/// Where a saga sits in its onboarding's conversation, so the messages it starts itself (a
+/// review decision, a timeout) carry the onboarding's correlation, trace and causation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Traza {
+    /// The id of the message of the saga's last step (received or published).
+    pub ultimo_evento_id: Uuid,
+    pub correlation_id: Option<Uuid>,
+    pub traceparent: Option<String>,
+}
+
+/// A saga as stored: the domain state and its trace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSaga {
+    pub saga: Saga,
+    pub traza: Traza,
+}
+
+/// One row of a saga's log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEntry {
+    pub saga_evento_id: Uuid,
+    pub saga_id: Uuid,
+    /// 1, 2, … in the order the saga logged its rows.
+    pub orden: i64,
+    pub event_id: Uuid,
+    pub tipo_evento: String,
+    pub evento_data: Value,
+    pub estado_procesamiento: EstadoProcesamiento,
+    pub error: Option<String>,
+    pub recibido_en: DateTime<Utc>,
+    pub procesado_en: Option<DateTime<Utc>>,
+    pub partner_id: Option<Uuid>,
+    pub onboarding_id: Option<Uuid>,
+}
+
+/// A row to append to a saga's log (its `orden` is assigned on append).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewLogEntry {
+    pub event_id: Uuid,
+    pub tipo_evento: String,
+    pub evento_data: Value,
+    pub estado_procesamiento: EstadoProcesamiento,
+    pub error: Option<String>,
+    pub recibido_en: DateTime<Utc>,
+    pub procesado_en: Option<DateTime<Utc>>,
+}
+
+/// List filters; `None` means "any".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SagaFilter {
+    pub estado: Option<EstadoSaga>,
+    pub partner_id: Option<Uuid>,
+    pub onboarding_id: Option<Uuid>,
+}
+
+const SAGA_COLUMNS: &str = "saga_id, onboarding_id, partner_id, contrato_id, nombre, email, \
+    estado, causa, ultimo_paso, ultimo_evento_id, paso_deadline, correlation_id, traceparent, \
+    creada_en, actualizada_en, version";
+
+const LOG_COLUMNS: &str = "saga_evento_id, saga_id, orden, event_id, tipo_evento, evento_data, \
+    estado_procesamiento, error, recibido_en, procesado_en, partner_id, onboarding_id";
+
+#[derive(Debug, sqlx::FromRow)]
+struct SagaRow {
+    saga_id: Uuid,
+    onboarding_id: Uuid,
+    partner_id: Option<Uuid>,
+    contrato_id: Option<Uuid>,
+    nombre: String,
+    email: String,
+    estado: String,
+    causa: Option<String>,
+    ultimo_paso: String,
+    ultimo_evento_id: Uuid,
+    paso_deadline: Option<DateTime<Utc>>,
+    correlation_id: Option<Uuid>,
+    traceparent: Option<String>,
+    creada_en: DateTime<Utc>,
+    actualizada_en: DateTime<Utc>,
+    version: i64,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct LogRow {
+    saga_evento_id: Uuid,
+    saga_id: Uuid,
+    orden: i64,
+    event_id: Uuid,
+    tipo_evento: String,
+    evento_data: String,
+    estado_procesamiento: String,
+    error: Option<String>,
+    recibido_en: DateTime<Utc>,
+    procesado_en: Option<DateTime<Utc>>,
+    partner_id: Option<Uuid>,
+    onboarding_id: Option<Uuid>,
+}
+
+fn corrupt(what: &str, id: Uuid, error: impl std::fmt::Display) -> RepoError {
+    RepoError::Corrupt(format!("{what} {id}: {error}"))
+}
+
+impl SagaRow {
+    fn into_stored(self) -> Result<StoredSaga, RepoError> {
+        let id = self.saga_id;
+        let estado = EstadoSaga::parse(&self.estado)
+            .ok_or_else(|| corrupt("saga", id, format!("estado {:?}", self.estado)))?;
+        let ultimo_paso = Paso::parse(&self.ultimo_paso)
+            .ok_or_else(|| corrupt("saga", id, format!("ultimo_paso {:?}", self.ultimo_paso)))?;
+        Ok(StoredSaga {
+            saga: Saga {
+                saga_id: id,
+                onboarding_id: self.onboarding_id,
+                partner_id: self.partner_id,
+                contrato_id: self.contrato_id,
+                nombre: self.nombre,
+                email: self.email,
+                estado,
+                causa: self.causa,
+                ultimo_paso,
+                paso_deadline: self.paso_deadline,
+                creada_en: self.creada_en,
+                actualizada_en: self.actualizada_en,
+                version: self.version,
+            },
+            traza: Traza {
+                ultimo_evento_id: self.ultimo_evento_id,
+                correlation_id: self.correlation_id,
+                traceparent: self.traceparent,
+            },
+        })
+    }
+}
+
+impl LogRow {
+    fn into_entry(self) -> Result<LogEntry, RepoError> {
+        let id = self.saga_evento_id;
+        Ok(LogEntry {
+            saga_evento_id: id,
+            saga_id: self.saga_id,
+            orden: self.orden,
+            event_id: self.event_id,
+            tipo_evento: self.tipo_evento,
+            evento_data: serde_json::from_str(&self.evento_data)
+                .map_err(|error| corrupt("saga_evento", id, error))?,
+            estado_procesamiento: EstadoProcesamiento::parse(&self.estado_procesamiento)
+                .ok_or_else(|| corrupt("saga_evento", id, &self.estado_procesamiento))?,
+            error: self.error,
+            recibido_en: self.recibido_en,
+            procesado_en: self.procesado_en,
+            partner_id: self.partner_id,
+            onboarding_id: self.onboarding_id,
+        })
+    }
+}
+
+/// Inserts a new saga. Fails with a unique violation when its id or onboarding exists.
+pub async fn insert_saga(tx: &mut Tx, stored: &StoredSaga) -> Result<(), sqlx::Error> {
+    let (saga, traza) = (&stored.saga, &stored.traza);
+    with_tx!(tx, conn => sqlx::query(
+        "INSERT INTO saga (saga_id, onboarding_id, partner_id, contrato_id, nombre, email,
+            estado, causa, ultimo_paso, ultimo_evento_id, paso_deadline, correlation_id,
+            traceparent, creada_en, actualizada_en, version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+    )
+    .bind(saga.saga_id)
+    .bind(saga.onboarding_id)
+    .bind(saga.partner_id)
+    .bind(saga.contrato_id)
+    .bind(&saga.nombre)
+    .bind(&saga.email)
+    .bind(saga.estado.as_str())
+    .bind(saga.causa.as_deref())
+    .bind(saga.ultimo_paso.as_str())
+    .bind(traza.ultimo_evento_id)
+    .bind(saga.paso_deadline)
+    .bind(traza.correlation_id)
+    .bind(traza.traceparent.as_deref())
+    .bind(saga.creada_en)
+    .bind(saga.actualizada_en)
+    .bind(saga.version)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Writes a changed saga back if it is still at `expected_version`. `Ok(false)` means another
+/// writer changed it first: the caller drops `tx`.
+pub async fn update_saga(
+    tx: &mut Tx,
+    stored: &StoredSaga,
+    expected_version: i64,
+) -> Result<bool, sqlx::Error> {
+    let (saga, traza) = (&stored.saga, &stored.traza);
+    let updated = with_tx!(tx, conn => sqlx::query(
+        "UPDATE saga SET partner_id = $2, contrato_id = $3, estado = $4, causa = $5,
+            ultimo_paso = $6, ultimo_evento_id = $7, paso_deadline = $8, actualizada_en = $9,
+            version = $10
+         WHERE saga_id = $1 AND version = $11",
+    )
+    .bind(saga.saga_id)
+    .bind(saga.partner_id)
+    .bind(saga.contrato_id)
+    .bind(saga.estado.as_str())
+    .bind(saga.causa.as_deref())
+    .bind(saga.ultimo_paso.as_str())
+    .bind(traza.ultimo_evento_id)
+    .bind(saga.paso_deadline)
+    .bind(saga.actualizada_en)
+    .bind(saga.version)
+    .bind(expected_version)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(updated == 1)
+}
+
+/// Locks a saga for a change until `tx` ends and loads it; `None` when it does not exist.
+pub async fn load_for_update(tx: &mut Tx, saga_id: Uuid) -> Result<Option<StoredSaga>, RepoError> {
+    // A no-op write: the row lock on PostgreSQL, the database write lock on SQLite (taken
+    // before the read, so a second connection never works from a stale snapshot).
+    let locked = with_tx!(&mut *tx, conn => sqlx::query(
+        "UPDATE saga SET version = version WHERE saga_id = $1",
+    )
+    .bind(saga_id)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))?;
+    if locked == 0 {
+        return Ok(None);
+    }
+    let sql = format!("SELECT {SAGA_COLUMNS} FROM saga WHERE saga_id = $1");
+    let row: Option<SagaRow> = with_tx!(&mut *tx, conn => sqlx::query_as(&sql)
+        .bind(saga_id)
+        .fetch_optional(conn)
+        .await)?;
+    row.map(SagaRow::into_stored).transpose()
+}
+
+/// Reads a saga (no lock).
+pub async fn find(db: &Db, saga_id: Uuid) -> Result<Option<StoredSaga>, RepoError> {
+    let sql = format!("SELECT {SAGA_COLUMNS} FROM saga WHERE saga_id = $1");
+    let row: Option<SagaRow> = with_reader!(db, conn => sqlx::query_as(&sql)
+        .bind(saga_id)
+        .fetch_optional(conn)
+        .await)?;
+    row.map(SagaRow::into_stored).transpose()
+}
+
+/// The saga whose `column` equals `value` (the most recent one if several share a partner).
+async fn saga_id_by(tx: &mut Tx, column: &str, value: Uuid) -> Result<Option<Uuid>, RepoError> {
+    let sql = format!("SELECT saga_id FROM saga WHERE {column} = $1 ORDER BY creada_en DESC, saga_id DESC LIMIT 1");
+    Ok(with_tx!(tx, conn => sqlx::query_scalar(&sql)
+        .bind(value)
+        .fetch_optional(conn)
+        .await)?)
+}
+
+pub async fn saga_exists(tx: &mut Tx, saga_id: Uuid) -> Result<bool, RepoError> {
+    Ok(saga_id_by(tx, "saga_id", saga_id).await?.is_some())
+}
+
+pub async fn saga_of_onboarding(
+    tx: &mut Tx,
+    onboarding_id: Uuid,
+) -> Result<Option<Uuid>, RepoError> {
+    saga_id_by(tx, "onboarding_id", onboarding_id).await
+}
+
+pub async fn saga_of_partner(tx: &mut Tx, partner_id: Uuid) -> Result<Option<Uuid>, RepoError> {
+    saga_id_by(tx, "partner_id", partner_id).await
+}
+
+pub async fn saga_of_contrato(tx: &mut Tx, contrato_id: Uuid) -> Result<Option<Uuid>, RepoError> {
+    saga_id_by(tx, "contrato_id", contrato_id).await
+}
+
+/// Appends rows to a saga's log in order, numbering them after its last row. The saga must be
+/// locked (or new) in `tx`, so no other writer numbers rows of the same saga concurrently.
+pub async fn append_log(
+    tx: &mut Tx,
+    saga: &Saga,
+    entries: &[NewLogEntry],
+) -> Result<(), sqlx::Error> {
+    let last: i64 = with_tx!(&mut *tx, conn => sqlx::query_scalar(
+        "SELECT COALESCE(MAX(orden), 0) FROM saga_evento WHERE saga_id = $1",
+    )
+    .bind(saga.saga_id)
+    .fetch_one(conn)
+    .await)?;
+    for (offset, entry) in entries.iter().enumerate() {
+        let orden = last + 1 + offset as i64;
+        with_tx!(&mut *tx, conn => sqlx::query(
+            "INSERT INTO saga_evento (saga_evento_id, saga_id, orden, event_id, tipo_evento,
+                evento_data, estado_procesamiento, error, recibido_en, procesado_en, partner_id,
+                onboarding_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(kernel::new_id())
+        .bind(saga.saga_id)
+        .bind(orden)
+        .bind(entry.event_id)
+        .bind(&entry.tipo_evento)
+        .bind(entry.evento_data.to_string())
+        .bind(entry.estado_procesamiento.as_str())
+        .bind(entry.error.as_deref())
+        .bind(entry.recibido_en)
+        .bind(entry.procesado_en)
+        .bind(saga.partner_id)
+        .bind(saga.onboarding_id)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    }
+    Ok(())
+}
+
+/// Whether the saga has logged the message `event_id` (received or published by itself).
+pub async fn has_logged(tx: &mut Tx, saga_id: Uuid, event_id: Uuid) -> Result<bool, sqlx::Error> {
+    let found: Option<i32> = with_tx!(tx, conn => sqlx::query_scalar(
+        "SELECT 1 FROM saga_evento WHERE saga_id = $1 AND event_id = $2",
+    )
+    .bind(saga_id)
+    .bind(event_id)
+    .fetch_optional(conn)
+    .await)?;
+    Ok(found.is_some())
+}
+
+/// A saga's log, oldest first.
+pub async fn log(db: &Db, saga_id: Uuid) -> Result<Vec<LogEntry>, RepoError> {
+    let sql = format!("SELECT {LOG_COLUMNS} FROM saga_evento WHERE saga_id = $1 ORDER BY orden");
+    let rows: Vec<LogRow> = with_reader!(db, conn => sqlx::query_as(&sql)
+        .bind(saga_id)
+        .fetch_all(conn)
+        .await)?;
+    rows.into_iter().map(LogRow::into_entry).collect()
+}
+
+/// Up to `limit` sagas whose step deadline passed before `now`, the oldest deadline first.
+pub async fn due(db: &Db, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
+    with_reader!(db, conn => sqlx::query_scalar(
+        "SELECT saga_id FROM saga
+         WHERE estado = 'INICIADA' AND paso_deadline IS NOT NULL AND paso_deadline < $1
+         ORDER BY paso_deadline LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await)
+}
+
+const LIST_WHERE: &str = "($1 IS NULL OR estado = $1)
+    AND ($2 IS NULL OR partner_id = $2)
+    AND ($3 IS NULL OR onboarding_id = $3)";
+
+/// One page of sagas in id order plus the total matching `filter`: up to `limit + 1` rows
+/// after the id `after`, so the caller knows whether more exist.
+pub async fn list(
+    db: &Db,
+    filter: &SagaFilter,
+    limit: i64,
+    after: Option<Uuid>,
+) -> Result<(Vec<StoredSaga>, i64), RepoError> {
+    let estado = filter.estado.map(EstadoSaga::as_str);
+    let sql = format!(
+        "SELECT {SAGA_COLUMNS} FROM saga WHERE {LIST_WHERE}
+         AND ($4 IS NULL OR saga_id > $4) ORDER BY saga_id LIMIT $5"
+    );
+    let rows: Vec<SagaRow> = with_reader!(db, conn => sqlx::query_as(&sql)
+        .bind(estado)
+        .bind(filter.partner_id)
+        .bind(filter.onboarding_id)
+        .bind(after)
+        .bind(limit + 1)
+        .fetch_all(conn)
+        .await)?;
+    let sql = format!("SELECT COUNT(*) FROM saga WHERE {LIST_WHERE}");
+    let total: i64 = with_reader!(db, conn => sqlx::query_scalar(&sql)
+        .bind(estado)
+        .bind(filter.partner_id)
+        .bind(filter.onboarding_id)
+        .fetch_one(conn)
+        .await)?;
+    let sagas = rows
+        .into_iter()
+        .map(SagaRow::into_stored)
+        .collect::<Result<_, _>>()?;
+    Ok((sagas, total))
+}
+
+/// How many sagas are in each state, for `/metrics`.
+pub async fn count_by_estado(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    with_reader!(db, conn => sqlx::query_as(
+        "SELECT estado, COUNT(*) FROM saga GROUP BY estado ORDER BY estado",
+    )
+    .fetch_all(conn)
+    .await)
+}

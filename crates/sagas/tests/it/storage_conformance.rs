@@ -1,0 +1,352 @@
+//! The saga repository's behaviours, written once and run against SQLite and PostgreSQL:
+//! round trips, the version guard, the ordered log and its uniqueness, correlation lookups,
+//! the deadline scan, list filters and pagination.
+
+use chrono::{TimeDelta, Utc};
+use sagas::domain::{EstadoProcesamiento, EstadoSaga, Paso, Saga};
+use sagas::storage::{self as repo, NewLogEntry, SagaFilter, StoredSaga, Traza};
+use serde_json::json;
+use storage::Db;
+use uuid::Uuid;
+
+fn new_saga() -> StoredSaga {
+    let now = kernel::now();
+    StoredSaga {
+        saga: Saga::start(
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            "Ana".into(),
+            "ana@example.com".into(),
+            now,
+            TimeDelta::seconds(300),
+        ),
+        traza: Traza {
+            ultimo_evento_id: Uuid::now_v7(),
+            correlation_id: Some(Uuid::now_v7()),
+            traceparent: Some("00-abc-def-01".into()),
+        },
+    }
+}
+
+fn entry(tipo: &str) -> NewLogEntry {
+    let now = kernel::now();
+    NewLogEntry {
+        event_id: Uuid::now_v7(),
+        tipo_evento: tipo.into(),
+        evento_data: json!({"tipo": tipo, "monto": "60000.00", "lista": [1, 2]}),
+        estado_procesamiento: EstadoProcesamiento::Procesado,
+        error: None,
+        recibido_en: now,
+        procesado_en: Some(now),
+    }
+}
+
+async fn insert(db: &Db, stored: &StoredSaga) {
+    let mut tx = db.begin().await.unwrap();
+    repo::insert_saga(&mut tx, stored).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn append(db: &Db, saga: &Saga, entries: &[NewLogEntry]) {
+    let mut tx = db.begin().await.unwrap();
+    repo::append_log(&mut tx, saga, entries).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn a_saga_round_trips(db: &Db) {
+    let stored = new_saga();
+    insert(db, &stored).await;
+    assert_eq!(
+        repo::find(db, stored.saga.saga_id).await.unwrap(),
+        Some(stored.clone())
+    );
+    let mut tx = db.begin().await.unwrap();
+    let loaded = repo::load_for_update(&mut tx, stored.saga.saga_id)
+        .await
+        .unwrap();
+    assert_eq!(loaded, Some(stored.clone()));
+    assert_eq!(
+        repo::load_for_update(&mut tx, Uuid::now_v7())
+            .await
+            .unwrap(),
+        None
+    );
+    drop(tx);
+    assert_eq!(repo::find(db, Uuid::now_v7()).await.unwrap(), None);
+}
+
+async fn an_update_applies_only_at_the_expected_version(db: &Db) {
+    let stored = new_saga();
+    insert(db, &stored).await;
+    let mut changed = stored.clone();
+    changed.saga.partner_id = Some(Uuid::now_v7());
+    changed.saga.contrato_id = Some(Uuid::now_v7());
+    changed.saga.estado = EstadoSaga::Fallida;
+    changed.saga.causa = Some("TIMEOUT".into());
+    changed.saga.ultimo_paso = Paso::SagaTimeout;
+    changed.saga.paso_deadline = None;
+    changed.saga.version = 2;
+    changed.traza.ultimo_evento_id = Uuid::now_v7();
+
+    let mut tx = db.begin().await.unwrap();
+    assert!(repo::update_saga(&mut tx, &changed, 1).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(
+        repo::find(db, stored.saga.saga_id).await.unwrap(),
+        Some(changed.clone())
+    );
+
+    // A writer that loaded version 1 lost the race: nothing is written.
+    let mut stale = stored.clone();
+    stale.saga.version = 2;
+    let mut tx = db.begin().await.unwrap();
+    assert!(!repo::update_saga(&mut tx, &stale, 1).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(
+        repo::find(db, stored.saga.saga_id).await.unwrap(),
+        Some(changed)
+    );
+}
+
+async fn a_second_saga_for_the_same_onboarding_is_refused(db: &Db) {
+    let stored = new_saga();
+    insert(db, &stored).await;
+    let mut twin = new_saga();
+    twin.saga.onboarding_id = stored.saga.onboarding_id;
+    let mut tx = db.begin().await.unwrap();
+    let error = repo::insert_saga(&mut tx, &twin).await.unwrap_err();
+    assert!(storage::is_unique_violation(&error), "{error}");
+}
+
+async fn the_log_keeps_its_order_payloads_and_unique_event_ids(db: &Db) {
+    let mut stored = new_saga();
+    insert(db, &stored).await;
+    let first = entry("CreatePartner");
+    append(db, &stored.saga, std::slice::from_ref(&first)).await;
+    stored.saga.partner_id = Some(Uuid::now_v7());
+    let mut error_row = entry("PartnerCreationFailed");
+    error_row.estado_procesamiento = EstadoProcesamiento::Error;
+    error_row.error = Some("not allowed".into());
+    error_row.procesado_en = None;
+    let more = [
+        entry("PartnerCreado"),
+        error_row.clone(),
+        entry("ContratoCreado"),
+    ];
+    append(db, &stored.saga, &more).await;
+
+    let log = repo::log(db, stored.saga.saga_id).await.unwrap();
+    let tipos: Vec<&str> = log.iter().map(|e| e.tipo_evento.as_str()).collect();
+    assert_eq!(
+        tipos,
+        [
+            "CreatePartner",
+            "PartnerCreado",
+            "PartnerCreationFailed",
+            "ContratoCreado"
+        ]
+    );
+    assert_eq!(
+        log.iter().map(|e| e.orden).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    assert_eq!(log[0].evento_data, first.evento_data);
+    assert_eq!(log[0].recibido_en, first.recibido_en);
+    assert_eq!(log[0].partner_id, None);
+    assert_eq!(log[1].partner_id, stored.saga.partner_id);
+    assert_eq!(log[1].onboarding_id, Some(stored.saga.onboarding_id));
+    assert_eq!(log[2].estado_procesamiento, EstadoProcesamiento::Error);
+    assert_eq!(log[2].error.as_deref(), Some("not allowed"));
+    assert_eq!(log[2].procesado_en, None);
+
+    let mut tx = db.begin().await.unwrap();
+    assert!(
+        repo::has_logged(&mut tx, stored.saga.saga_id, first.event_id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !repo::has_logged(&mut tx, stored.saga.saga_id, Uuid::now_v7())
+            .await
+            .unwrap()
+    );
+    // The same event twice in one saga's log is refused by the schema.
+    let error = repo::append_log(&mut tx, &stored.saga, std::slice::from_ref(&first))
+        .await
+        .unwrap_err();
+    assert!(storage::is_unique_violation(&error), "{error}");
+}
+
+async fn sagas_are_found_by_onboarding_partner_and_contract(db: &Db) {
+    let mut stored = new_saga();
+    stored.saga.partner_id = Some(Uuid::now_v7());
+    stored.saga.contrato_id = Some(Uuid::now_v7());
+    insert(db, &stored).await;
+    let id = Some(stored.saga.saga_id);
+    let mut tx = db.begin().await.unwrap();
+    assert!(repo::saga_exists(&mut tx, stored.saga.saga_id)
+        .await
+        .unwrap());
+    assert!(!repo::saga_exists(&mut tx, Uuid::now_v7()).await.unwrap());
+    assert_eq!(
+        repo::saga_of_onboarding(&mut tx, stored.saga.onboarding_id)
+            .await
+            .unwrap(),
+        id
+    );
+    assert_eq!(
+        repo::saga_of_partner(&mut tx, stored.saga.partner_id.unwrap())
+            .await
+            .unwrap(),
+        id
+    );
+    assert_eq!(
+        repo::saga_of_contrato(&mut tx, stored.saga.contrato_id.unwrap())
+            .await
+            .unwrap(),
+        id
+    );
+    assert_eq!(
+        repo::saga_of_partner(&mut tx, Uuid::now_v7())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn only_started_sagas_past_their_deadline_are_due(db: &Db) {
+    let now = kernel::now();
+    let mut past = new_saga();
+    past.saga.paso_deadline = Some(now - TimeDelta::milliseconds(1));
+    let mut older = new_saga();
+    older.saga.paso_deadline = Some(now - TimeDelta::seconds(10));
+    let mut future = new_saga();
+    future.saga.paso_deadline = Some(now + TimeDelta::seconds(10));
+    let mut review = new_saga();
+    review.saga.estado = EstadoSaga::PendienteRevision;
+    review.saga.paso_deadline = None;
+    let mut failed = new_saga();
+    failed.saga.estado = EstadoSaga::Fallida;
+    failed.saga.paso_deadline = Some(now - TimeDelta::seconds(10));
+    for stored in [&past, &older, &future, &review, &failed] {
+        insert(db, stored).await;
+    }
+    let due = repo::due(db, now, 10).await.unwrap();
+    assert_eq!(due, [older.saga.saga_id, past.saga.saga_id]);
+    assert_eq!(repo::due(db, now, 1).await.unwrap(), [older.saga.saga_id]);
+    // Microseconds matter: the deadline itself is not yet past.
+    assert_eq!(
+        repo::due(db, older.saga.paso_deadline.unwrap(), 10)
+            .await
+            .unwrap(),
+        Vec::<Uuid>::new()
+    );
+}
+
+async fn lists_filter_count_and_paginate(db: &Db) {
+    let partner = Uuid::now_v7();
+    let mut ids = Vec::new();
+    for estado in [
+        EstadoSaga::Iniciada,
+        EstadoSaga::Fallida,
+        EstadoSaga::Fallida,
+        EstadoSaga::Completada,
+    ] {
+        let mut stored = new_saga();
+        stored.saga.estado = estado;
+        stored.saga.partner_id = Some(partner);
+        insert(db, &stored).await;
+        ids.push(stored.saga.saga_id);
+    }
+    let (all, total) = repo::list(db, &SagaFilter::default(), 50, None)
+        .await
+        .unwrap();
+    assert_eq!(total, 4);
+    assert_eq!(all.iter().map(|s| s.saga.saga_id).collect::<Vec<_>>(), ids);
+
+    let fallidas = SagaFilter {
+        estado: Some(EstadoSaga::Fallida),
+        ..SagaFilter::default()
+    };
+    let (page, total) = repo::list(db, &fallidas, 1, None).await.unwrap();
+    assert_eq!(total, 2);
+    // limit + 1 rows tell the caller a next page exists.
+    assert_eq!(page.len(), 2);
+    let (rest, _) = repo::list(db, &fallidas, 1, Some(page[0].saga.saga_id))
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].saga.saga_id, ids[2]);
+
+    let by_onboarding = SagaFilter {
+        onboarding_id: Some(all[3].saga.onboarding_id),
+        partner_id: Some(partner),
+        ..SagaFilter::default()
+    };
+    let (found, total) = repo::list(db, &by_onboarding, 50, None).await.unwrap();
+    assert_eq!((found.len(), total), (1, 1));
+    assert_eq!(found[0].saga.saga_id, ids[3]);
+    let other_partner = SagaFilter {
+        partner_id: Some(Uuid::now_v7()),
+        ..SagaFilter::default()
+    };
+    assert_eq!(repo::list(db, &other_partner, 50, None).await.unwrap().1, 0);
+
+    let counts = repo::count_by_estado(db).await.unwrap();
+    assert_eq!(
+        counts,
+        vec![
+            ("COMPLETADA".to_owned(), 1),
+            ("FALLIDA".to_owned(), 2),
+            ("INICIADA".to_owned(), 1)
+        ]
+    );
+}
+
+/// Timestamps survive both backends to the microsecond.
+async fn timestamps_round_trip_in_utc(db: &Db) {
+    let mut stored = new_saga();
+    let at = Utc::now();
+    stored.saga.creada_en = kernel::now();
+    stored.saga.paso_deadline = Some(kernel::now() + TimeDelta::microseconds(1));
+    insert(db, &stored).await;
+    let back = repo::find(db, stored.saga.saga_id).await.unwrap().unwrap();
+    assert_eq!(back.saga.paso_deadline, stored.saga.paso_deadline);
+    assert!(back.saga.creada_en <= at + TimeDelta::seconds(1));
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let test_db = crate::helpers::TestDb::sqlite().await;
+                    super::$name(&test_db.db).await;
+                    test_db.cleanup().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let test_db = crate::helpers::TestDb::postgres().await;
+                    super::$name(&test_db.db).await;
+                    test_db.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    a_saga_round_trips,
+    an_update_applies_only_at_the_expected_version,
+    a_second_saga_for_the_same_onboarding_is_refused,
+    the_log_keeps_its_order_payloads_and_unique_event_ids,
+    sagas_are_found_by_onboarding_partner_and_contract,
+    only_started_sagas_past_their_deadline_are_due,
+    lists_filter_count_and_paginate,
+    timestamps_round_trip_in_utc,
+);
