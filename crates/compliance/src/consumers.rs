@@ -1,0 +1,100 @@
+//! The message handlers this service runs under `kernel::run_consumer`: `PartnerCreado` (a
+//! partner becomes known), `ContratoCreado` (the rules decide), and `RevisionAprobada` on the
+//! review topic (the account is opened). Business outcomes are events; every error that reaches
+//! here is retried, and undecodable payloads are dead-lettered.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use contracts::contratos::ContratoCreado;
+use contracts::partners::PartnerCreado;
+use contracts::sagas::RevisionAprobada;
+use kernel::{Envelope, HandlerError, IntegrationEvent, MessageHandler};
+
+use crate::application::{AppError, Service};
+
+fn handler_error(error: AppError) -> HandlerError {
+    // A database failure, contention, or a partner not known yet: retrying may succeed. A
+    // technical failure is never turned into a rejection.
+    HandlerError::Transient(error.to_string())
+}
+
+/// Consumes `PartnerCreado` (topic `PartnerCreado`).
+pub struct PartnerCreadoHandler {
+    service: Arc<Service>,
+}
+
+impl PartnerCreadoHandler {
+    pub fn new(service: Arc<Service>) -> Self {
+        Self { service }
+    }
+}
+
+#[async_trait]
+impl MessageHandler for PartnerCreadoHandler {
+    async fn handle(&self, envelope: &Envelope) -> Result<(), HandlerError> {
+        let event: PartnerCreado = envelope.decode()?;
+        let first = self
+            .service
+            .record_partner(envelope, event)
+            .await
+            .map_err(handler_error)?;
+        tracing::debug!(id = %envelope.id, first, "PartnerCreado handled");
+        Ok(())
+    }
+}
+
+/// Consumes `ContratoCreado` (topic `ContratoCreado`).
+pub struct ContratoCreadoHandler {
+    service: Arc<Service>,
+}
+
+impl ContratoCreadoHandler {
+    pub fn new(service: Arc<Service>) -> Self {
+        Self { service }
+    }
+}
+
+#[async_trait]
+impl MessageHandler for ContratoCreadoHandler {
+    async fn handle(&self, envelope: &Envelope) -> Result<(), HandlerError> {
+        let event: ContratoCreado = envelope.decode()?;
+        let decision = self
+            .service
+            .evaluate_contract(envelope, event)
+            .await
+            .map_err(handler_error)?;
+        tracing::debug!(id = %envelope.id, ?decision, "ContratoCreado handled");
+        Ok(())
+    }
+}
+
+/// Consumes the review topic (`revision-resuelta`): `RevisionAprobada` opens the account;
+/// `RevisionRechazada` (same topic) concerns other services and is acknowledged untouched.
+pub struct RevisionResueltaHandler {
+    service: Arc<Service>,
+}
+
+impl RevisionResueltaHandler {
+    pub fn new(service: Arc<Service>) -> Self {
+        Self { service }
+    }
+}
+
+#[async_trait]
+impl MessageHandler for RevisionResueltaHandler {
+    async fn handle(&self, envelope: &Envelope) -> Result<(), HandlerError> {
+        if envelope.event_type != RevisionAprobada::TYPE {
+            tracing::debug!(id = %envelope.id, event_type = %envelope.event_type, "not for compliance; ignored");
+            return Ok(());
+        }
+        let event: RevisionAprobada = envelope.decode()?;
+        let opened = self
+            .service
+            .open_account_after_review(envelope, event)
+            .await
+            .map_err(handler_error)?;
+        tracing::debug!(id = %envelope.id, opened, "RevisionAprobada handled");
+        Ok(())
+    }
+}

@@ -1,0 +1,447 @@
+//! The consumers through the real embedded bus: a contract for a known partner is approved
+//! with its account opened, a rule failure is rejected, every outcome happens once however often
+//! an event is delivered, a contract that overtakes its partner waits for it, a review approval
+//! opens the account, and a rule change decides the next contract.
+
+use std::time::Duration;
+
+use compliance::storage as repo;
+use compliance::ComplianceConfig;
+use contracts::sagas::{RevisionAprobada, RevisionRechazada};
+use contracts::topics;
+use kernel::{Envelope, EnvelopeContext, HandlerError};
+use reqwest::Method;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::{
+    contrato, eventually, in_saga, next_matching, partner_creado, spawn_app, spawn_app_on,
+    spawn_app_with, spawn_duplicating_app, TestDb,
+};
+
+async fn account_estado(db: &storage::Db, partner_id: Uuid) -> Option<String> {
+    repo::find_account(db, partner_id)
+        .await
+        .unwrap()
+        .map(|cuenta| cuenta.estado.as_str().to_owned())
+}
+
+#[tokio::test]
+async fn a_contract_for_a_known_partner_is_approved_and_its_account_opened() {
+    let app = spawn_app().await;
+    let mut aprobados = app.observe(topics::CONTRACT_APPROVED).await;
+    let partner_id = Uuid::now_v7();
+    app.publish(
+        topics::PARTNER_CREATED,
+        &partner_creado(partner_id, "ana@example.com"),
+    )
+    .await;
+    eventually("the partner to be known", || async {
+        repo::find_known_partner(app.db(), partner_id)
+            .await
+            .unwrap()
+    })
+    .await;
+    let event = contrato(partner_id, "1500.00", "EUR");
+    let envelope = in_saga(&event);
+    app.publish(topics::CONTRACT_CREATED, &envelope).await;
+
+    let outcome = next_matching(&mut aprobados, "ContratoAprobado", |e| {
+        e.data["contrato_id"] == event.contrato_id.to_string()
+    })
+    .await;
+    assert_eq!(outcome.event_type, "ContratoAprobado");
+    assert_eq!(outcome.source, "/alpes/compliance");
+    assert_eq!(outcome.sagaid, envelope.sagaid, "the saga id propagates");
+    assert_eq!(outcome.causationid, Some(envelope.id));
+    assert_eq!(outcome.data["partner_id"], partner_id.to_string());
+    assert_eq!(
+        outcome.data["onboarding_id"],
+        event.onboarding_id.unwrap().to_string()
+    );
+    assert_eq!(
+        outcome.data["validaciones_pasadas"],
+        json!([
+            "MONTO_Y_LIMITES",
+            "MONEDA_Y_JURISDICCION",
+            "PARTNER_Y_REPUTACION",
+            "ESTADO_Y_VIGENCIA"
+        ])
+    );
+    // The account was written in the same transaction as the outcome.
+    let cuenta = repo::find_account(app.db(), partner_id)
+        .await
+        .unwrap()
+        .expect("the account");
+    assert_eq!(cuenta.estado.as_str(), "ACTIVE");
+    assert_eq!(cuenta.moneda.as_str(), "EUR");
+    let (status, body) = app
+        .get_json(&format!("/compliance/cuentas/{partner_id}"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["metodo_pago"], "BANK_TRANSFER");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_contract_above_the_limit_is_rejected_with_monto_invalido() {
+    let app = spawn_app().await;
+    let mut rechazados = app.observe(topics::CONTRACT_REJECTED).await;
+    let partner_id = Uuid::now_v7();
+    app.know_partner(partner_id, "ana@example.com").await;
+    let event = contrato(partner_id, "60000", "USD");
+    let envelope = in_saga(&event);
+    app.publish(topics::CONTRACT_CREATED, &envelope).await;
+
+    let outcome = next_matching(&mut rechazados, "ContratoRechazado", |e| {
+        e.data["contrato_id"] == event.contrato_id.to_string()
+    })
+    .await;
+    assert_eq!(outcome.event_type, "ContratoRechazado");
+    assert_eq!(outcome.data["validacion_fallida"], "MONTO_INVALIDO");
+    assert_eq!(
+        outcome.data["causa_rechazo"],
+        "El monto 60000.00 supera el límite permitido de 50000.00."
+    );
+    assert_eq!(outcome.sagaid, envelope.sagaid);
+    assert_eq!(account_estado(app.db(), partner_id).await, None);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn each_event_delivered_twice_has_one_outcome_and_one_account() {
+    let app = spawn_app_with(ComplianceConfig::default(), false).await;
+    let partner_id = Uuid::now_v7();
+    let partner = partner_creado(partner_id, "twice@example.com");
+    let partners = app.service.partner_creado_handler();
+    partners.handle(&partner).await.unwrap();
+    partners.handle(&partner).await.unwrap();
+
+    let contratos = app.service.contrato_creado_handler();
+    let event = contrato(partner_id, "100", "USD");
+    let envelope = in_saga(&event);
+    contratos.handle(&envelope).await.unwrap();
+    contratos.handle(&envelope).await.unwrap();
+    // The same contract re-sent under a new event id is already decided.
+    contratos.handle(&in_saga(&event)).await.unwrap();
+    assert_eq!(storage::outbox::backlog(app.db()).await.unwrap(), 1);
+    assert!(
+        storage::inbox::contains(app.db(), "compliance", envelope.id)
+            .await
+            .unwrap()
+    );
+
+    // A second contract of the same partner: a second outcome, still one account.
+    contratos
+        .handle(&in_saga(&contrato(partner_id, "200", "COP")))
+        .await
+        .unwrap();
+    assert_eq!(storage::outbox::backlog(app.db()).await.unwrap(), 2);
+    assert_eq!(repo::count_accounts(app.db(), partner_id).await.unwrap(), 1);
+    let cuenta = repo::find_account(app.db(), partner_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cuenta.moneda.as_str(), "USD", "the first account stays");
+
+    let revision = Envelope::wrap(
+        "sagas",
+        &RevisionAprobada {
+            saga_id: Uuid::now_v7(),
+            contrato_id: event.contrato_id,
+            partner_id,
+            comentarios: None,
+        },
+        EnvelopeContext::default(),
+    );
+    let revisiones = app.service.revision_resuelta_handler();
+    revisiones.handle(&revision).await.unwrap();
+    revisiones.handle(&revision).await.unwrap();
+    assert_eq!(repo::count_accounts(app.db(), partner_id).await.unwrap(), 1);
+    assert_eq!(storage::outbox::backlog(app.db()).await.unwrap(), 2);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn every_message_consumed_twice_through_the_bus_has_one_effect() {
+    let app = spawn_duplicating_app().await;
+    let mut aprobados = app.observe(topics::CONTRACT_APPROVED).await;
+    let partner_id = Uuid::now_v7();
+    app.publish(
+        topics::PARTNER_CREATED,
+        &partner_creado(partner_id, "dup@example.com"),
+    )
+    .await;
+    let first = contrato(partner_id, "10", "USD");
+    app.publish(topics::CONTRACT_CREATED, &in_saga(&first))
+        .await;
+    next_matching(&mut aprobados, "the first ContratoAprobado", |e| {
+        e.data["contrato_id"] == first.contrato_id.to_string()
+    })
+    .await;
+    // Outcomes leave the outbox in order: a duplicate of the first would be seen before the
+    // second contract's outcome.
+    let second = contrato(partner_id, "20", "USD");
+    app.publish(topics::CONTRACT_CREATED, &in_saga(&second))
+        .await;
+    let mut duplicates = 0;
+    next_matching(&mut aprobados, "the second ContratoAprobado", |e| {
+        if e.data["contrato_id"] == first.contrato_id.to_string() {
+            duplicates += 1;
+        }
+        e.data["contrato_id"] == second.contrato_id.to_string()
+    })
+    .await;
+    assert_eq!(duplicates, 0, "one outcome per contract");
+    assert_eq!(repo::count_accounts(app.db(), partner_id).await.unwrap(), 1);
+
+    let revision = Envelope::wrap(
+        "sagas",
+        &RevisionAprobada {
+            saga_id: Uuid::now_v7(),
+            contrato_id: first.contrato_id,
+            partner_id,
+            comentarios: None,
+        },
+        EnvelopeContext::default(),
+    );
+    app.publish(topics::REVIEW_RESOLVED, &revision).await;
+    eventually("the review to be handled", || async {
+        storage::inbox::contains(app.db(), "compliance", revision.id)
+            .await
+            .unwrap()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(repo::count_accounts(app.db(), partner_id).await.unwrap(), 1);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_contract_that_overtakes_its_partner_waits_and_is_approved_when_it_arrives() {
+    let app = spawn_app().await;
+    let mut aprobados = app.observe(topics::CONTRACT_APPROVED).await;
+    let partner_id = Uuid::now_v7();
+    let event = contrato(partner_id, "500", "MXN");
+    let envelope = in_saga(&event);
+
+    // Before the partner is known, the contract is retried, not rejected.
+    let error = app
+        .service
+        .contrato_creado_handler()
+        .handle(&envelope)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, HandlerError::Transient(_)), "{error}");
+    assert!(
+        !storage::inbox::contains(app.db(), "compliance", envelope.id)
+            .await
+            .unwrap()
+    );
+
+    app.publish(topics::CONTRACT_CREATED, &envelope).await;
+    app.publish(
+        topics::PARTNER_CREATED,
+        &partner_creado(partner_id, "late@example.com"),
+    )
+    .await;
+    let outcome = next_matching(&mut aprobados, "ContratoAprobado", |e| {
+        e.data["contrato_id"] == event.contrato_id.to_string()
+    })
+    .await;
+    assert_eq!(outcome.causationid, Some(envelope.id));
+    assert_eq!(
+        account_estado(app.db(), partner_id).await.as_deref(),
+        Some("ACTIVE")
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_partner_still_unknown_after_the_grace_period_is_partner_invalido() {
+    let config = ComplianceConfig {
+        unknown_partner_grace: Duration::from_millis(300),
+    };
+    let app = spawn_app_with(config, true).await;
+    let mut rechazados = app.observe(topics::CONTRACT_REJECTED).await;
+    let event = contrato(Uuid::now_v7(), "10", "USD");
+    let envelope = in_saga(&event);
+    app.publish(topics::CONTRACT_CREATED, &envelope).await;
+    let outcome = next_matching(&mut rechazados, "ContratoRechazado", |e| {
+        e.data["contrato_id"] == event.contrato_id.to_string()
+    })
+    .await;
+    assert_eq!(outcome.data["validacion_fallida"], "PARTNER_INVALIDO");
+    let decided = repo::find_evaluation(app.db(), event.contrato_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(decided.evaluado_en - envelope.time >= chrono::Duration::milliseconds(300));
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_old_contract_of_an_unknown_partner_is_rejected_at_once() {
+    let app = spawn_app_with(ComplianceConfig::default(), false).await;
+    let event = contrato(Uuid::now_v7(), "10", "USD");
+    let mut envelope = in_saga(&event);
+    envelope.time -= chrono::Duration::seconds(31);
+    app.service
+        .contrato_creado_handler()
+        .handle(&envelope)
+        .await
+        .unwrap();
+    let decided = repo::find_evaluation(app.db(), event.contrato_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        decided.veredicto.validacion_fallida(),
+        Some("PARTNER_INVALIDO")
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_review_approval_opens_the_account_in_the_contracts_currency() {
+    let app = spawn_app().await;
+    let mut rechazados = app.observe(topics::CONTRACT_REJECTED).await;
+    let partner_id = Uuid::now_v7();
+    app.know_partner(partner_id, "review@example.com").await;
+    let event = contrato(partner_id, "75000", "COP");
+    app.publish(topics::CONTRACT_CREATED, &in_saga(&event))
+        .await;
+    next_matching(&mut rechazados, "ContratoRechazado", |e| {
+        e.data["contrato_id"] == event.contrato_id.to_string()
+    })
+    .await;
+    assert_eq!(account_estado(app.db(), partner_id).await, None);
+
+    // A rejection on the same topic is not for compliance.
+    let rechazada = Envelope::wrap(
+        "sagas",
+        &RevisionRechazada {
+            saga_id: Uuid::now_v7(),
+            contrato_id: event.contrato_id,
+            partner_id,
+            comentarios: None,
+        },
+        EnvelopeContext::default(),
+    );
+    app.publish(topics::REVIEW_RESOLVED, &rechazada).await;
+    let aprobada = Envelope::wrap(
+        "sagas",
+        &RevisionAprobada {
+            saga_id: Uuid::now_v7(),
+            contrato_id: event.contrato_id,
+            partner_id,
+            comentarios: Some("aprobado por operador".into()),
+        },
+        EnvelopeContext::default(),
+    );
+    app.publish(topics::REVIEW_RESOLVED, &aprobada).await;
+    let cuenta = eventually("the account after the review", || async {
+        repo::find_account(app.db(), partner_id).await.unwrap()
+    })
+    .await;
+    assert_eq!(cuenta.estado.as_str(), "ACTIVE");
+    assert_eq!(cuenta.moneda.as_str(), "COP");
+    assert!(
+        storage::inbox::contains(app.db(), "compliance", aprobada.id)
+            .await
+            .unwrap()
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_rule_change_decides_the_next_contract() {
+    let app = spawn_app().await;
+    let mut aprobados = app.observe(topics::CONTRACT_APPROVED).await;
+    let mut rechazados = app.observe(topics::CONTRACT_REJECTED).await;
+    let partner_id = Uuid::now_v7();
+    app.know_partner(partner_id, "rules@example.com").await;
+
+    let before = contrato(partner_id, "5000", "USD");
+    app.publish(topics::CONTRACT_CREATED, &in_saga(&before))
+        .await;
+    next_matching(&mut aprobados, "ContratoAprobado", |e| {
+        e.data["contrato_id"] == before.contrato_id.to_string()
+    })
+    .await;
+
+    let (status, _) = app
+        .send_json(
+            Method::PUT,
+            "/compliance/reglas",
+            &json!({"limite_monto": "1000", "monedas_permitidas": ["USD"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let after = contrato(partner_id, "5000", "USD");
+    app.publish(topics::CONTRACT_CREATED, &in_saga(&after))
+        .await;
+    let outcome = next_matching(&mut rechazados, "ContratoRechazado", |e| {
+        e.data["contrato_id"] == after.contrato_id.to_string()
+    })
+    .await;
+    assert_eq!(outcome.data["validacion_fallida"], "MONTO_INVALIDO");
+
+    let euros = contrato(partner_id, "10", "EUR");
+    app.publish(topics::CONTRACT_CREATED, &in_saga(&euros))
+        .await;
+    let outcome = next_matching(&mut rechazados, "ContratoRechazado", |e| {
+        e.data["contrato_id"] == euros.contrato_id.to_string()
+    })
+    .await;
+    assert_eq!(outcome.data["validacion_fallida"], "MONEDA_NO_PERMITIDA");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_undecodable_contract_is_poison() {
+    let app = spawn_app_with(ComplianceConfig::default(), false).await;
+    let mut envelope = in_saga(&contrato(Uuid::now_v7(), "1", "USD"));
+    envelope.data = json!({"contrato_id": 5});
+    let error = app
+        .service
+        .contrato_creado_handler()
+        .handle(&envelope)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, HandlerError::Poison(_)), "{error}");
+    app.cleanup().await;
+}
+
+/// The consumer path on PostgreSQL: one outcome and one account per contract and partner.
+#[tokio::test]
+async fn the_consumer_path_is_exactly_once_on_postgres() {
+    let app = spawn_app_on(TestDb::postgres().await, ComplianceConfig::default(), false).await;
+    let partner_id = Uuid::now_v7();
+    let partner = partner_creado(partner_id, "pg@example.com");
+    let partners = app.service.partner_creado_handler();
+    partners.handle(&partner).await.unwrap();
+    partners.handle(&partner).await.unwrap();
+    let contratos = app.service.contrato_creado_handler();
+    let aprobado = contrato(partner_id, "49999.99", "USD");
+    let envelope = in_saga(&aprobado);
+    contratos.handle(&envelope).await.unwrap();
+    contratos.handle(&envelope).await.unwrap();
+    contratos.handle(&in_saga(&aprobado)).await.unwrap();
+    let rechazado = contrato(partner_id, "50000.01", "USD");
+    contratos.handle(&in_saga(&rechazado)).await.unwrap();
+    assert_eq!(storage::outbox::backlog(app.db()).await.unwrap(), 2);
+    assert_eq!(repo::count_accounts(app.db(), partner_id).await.unwrap(), 1);
+    let decided = repo::find_evaluation(app.db(), rechazado.contrato_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        decided.veredicto.validacion_fallida(),
+        Some("MONTO_INVALIDO")
+    );
+    let (_, reporte) = app.get_json("/reportes/financieros").await;
+    assert_eq!(reporte["por_moneda"][0]["monto_comprometido"], "49999.99");
+    assert_eq!(reporte["por_moneda"][0]["monto_rechazado"], "50000.01");
+    app.cleanup().await;
+}
