@@ -1,0 +1,293 @@
+//! Value types of the onboarding form, parsed once at the edge: a value that exists is valid.
+//! The rules mirror integraciones' partner (DOMAIN §4) so a bad form is refused here, at the
+//! front door, instead of failing later inside the saga.
+
+use kernel::Amount;
+use serde_json::{Map, Value};
+
+/// Why a raw value was refused; the text is shown to the client next to the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValueError(pub String);
+
+fn invalid(message: impl Into<String>) -> ValueError {
+    ValueError(message.into())
+}
+
+/// The partner's name: trimmed, 1 to 255 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nombre(String);
+
+impl Nombre {
+    pub const MAX: usize = 255;
+
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(invalid("is required and cannot be blank"));
+        }
+        if trimmed.chars().count() > Self::MAX {
+            return Err(invalid(format!("must be at most {} characters", Self::MAX)));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An e-mail address, trimmed, as integraciones accepts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    /// RFC 5321 limits: 254 for the path, 64 for the local part.
+    pub const MAX: usize = 254;
+
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(invalid("is required"));
+        }
+        if trimmed.chars().count() > Self::MAX {
+            return Err(invalid(format!("must be at most {} characters", Self::MAX)));
+        }
+        let not_an_address = || invalid("is not a valid e-mail address");
+        if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(not_an_address());
+        }
+        let (local, domain) = trimmed.split_once('@').ok_or_else(not_an_address)?;
+        if local.is_empty() || local.len() > 64 || domain.contains('@') {
+            return Err(not_an_address());
+        }
+        if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+            return Err(not_an_address());
+        }
+        let labels: Vec<&str> = domain.split('.').collect();
+        let label_ok = |label: &&str| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        };
+        if labels.len() < 2 || !labels.iter().all(label_ok) {
+            return Err(not_an_address());
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Optional free text with a length limit; blank counts as absent.
+fn optional_text(raw: Option<&str>, max: usize) -> Result<Option<String>, ValueError> {
+    match raw.map(str::trim).filter(|text| !text.is_empty()) {
+        None => Ok(None),
+        Some(text) if text.chars().count() > max => {
+            Err(invalid(format!("must be at most {max} characters")))
+        }
+        Some(text) => Ok(Some(text.to_owned())),
+    }
+}
+
+/// A phone number as the partner writes it, at most 50 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Telefono(String);
+
+impl Telefono {
+    pub const MAX: usize = 50;
+
+    /// `None` for an absent or blank value.
+    pub fn parse(raw: Option<&str>) -> Result<Option<Self>, ValueError> {
+        Ok(optional_text(raw, Self::MAX)?.map(Self))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A postal address, at most 500 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Direccion(String);
+
+impl Direccion {
+    pub const MAX: usize = 500;
+
+    /// `None` for an absent or blank value.
+    pub fn parse(raw: Option<&str>) -> Result<Option<Self>, ValueError> {
+        Ok(optional_text(raw, Self::MAX)?.map(Self))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What kind of partner applies; `AFILIADO` when not said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TipoPartner {
+    Afiliado,
+    Influencer,
+    Embajador,
+    Corporativo,
+}
+
+impl TipoPartner {
+    pub const ALL: [TipoPartner; 4] = [
+        TipoPartner::Afiliado,
+        TipoPartner::Influencer,
+        TipoPartner::Embajador,
+        TipoPartner::Corporativo,
+    ];
+
+    /// The wire (and stored) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TipoPartner::Afiliado => "AFILIADO",
+            TipoPartner::Influencer => "INFLUENCER",
+            TipoPartner::Embajador => "EMBAJADOR",
+            TipoPartner::Corporativo => "CORPORATIVO",
+        }
+    }
+
+    /// Parses a wire name exactly (upper-case, as published).
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        Self::ALL
+            .into_iter()
+            .find(|tipo| tipo.as_str() == raw)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "unknown value {raw:?}; expected one of AFILIADO, INFLUENCER, EMBAJADOR, CORPORATIVO"
+                ))
+            })
+    }
+}
+
+/// Contract terms the applicant proposes. Only their shape is checked here (an object whose
+/// `monto`, when present, is an exact amount); whether they make a usable contract is
+/// alianzas' decision, taken inside the saga.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Terminos(Map<String, Value>);
+
+/// A problem with the proposed terms, reported against `campo` (`terminos` or
+/// `terminos.monto`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TerminosError {
+    pub campo: &'static str,
+    pub error: ValueError,
+}
+
+impl Terminos {
+    /// `None` for absent or `null` terms.
+    pub fn parse(raw: Option<&Value>) -> Result<Option<Self>, TerminosError> {
+        let map = match raw {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Object(map)) => map,
+            Some(_) => {
+                return Err(TerminosError {
+                    campo: "terminos",
+                    error: invalid("must be a JSON object"),
+                })
+            }
+        };
+        if let Some(monto) = map.get("monto") {
+            let readable = matches!(monto, Value::Number(_) | Value::String(_))
+                && serde_json::from_value::<Amount>(monto.clone()).is_ok();
+            if !readable {
+                return Err(TerminosError {
+                    campo: "terminos.monto",
+                    error: invalid(
+                        "must be a number or a decimal string with at most two decimal places",
+                    ),
+                });
+            }
+        }
+        Ok(Some(Self(map.clone())))
+    }
+
+    pub fn as_map(&self) -> &Map<String, Value> {
+        &self.0
+    }
+
+    pub fn to_value(&self) -> Value {
+        Value::Object(self.0.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_name_is_trimmed_and_bounded() {
+        assert_eq!(Nombre::parse("  Ana ").unwrap().as_str(), "Ana");
+        assert!(Nombre::parse("   ").is_err());
+        assert!(Nombre::parse(&"a".repeat(256)).is_err());
+        assert!(Nombre::parse(&"ñ".repeat(255)).is_ok());
+    }
+
+    #[test]
+    fn an_email_needs_a_local_part_and_a_dotted_domain() {
+        assert!(Email::parse("ana@example.com").is_ok());
+        for bad in [
+            "",
+            "ana",
+            "ana@",
+            "@x.com",
+            "ana@x",
+            "a b@x.com",
+            "a@@x.com",
+            ".a@x.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn phone_and_address_are_optional_and_bounded() {
+        assert_eq!(Telefono::parse(Some("  ")).unwrap(), None);
+        assert!(Telefono::parse(Some(&"1".repeat(51))).is_err());
+        assert!(Direccion::parse(Some(&"x".repeat(500))).unwrap().is_some());
+        assert!(Direccion::parse(Some(&"x".repeat(501))).is_err());
+    }
+
+    #[test]
+    fn only_the_four_partner_types_exist() {
+        assert_eq!(
+            TipoPartner::parse("INFLUENCER").unwrap(),
+            TipoPartner::Influencer
+        );
+        assert!(TipoPartner::parse("afiliado").is_err());
+    }
+
+    #[test]
+    fn terms_must_be_an_object_with_an_exact_amount() {
+        assert_eq!(Terminos::parse(None).unwrap(), None);
+        assert_eq!(Terminos::parse(Some(&Value::Null)).unwrap(), None);
+        assert!(Terminos::parse(Some(&json!({"monto": 60000}))).is_ok());
+        assert!(Terminos::parse(Some(&json!({"monto": "60000.50", "tipo": "XYZ"}))).is_ok());
+        assert_eq!(
+            Terminos::parse(Some(&json!([1]))).unwrap_err().campo,
+            "terminos"
+        );
+        for bad in [
+            json!("1.234"),
+            json!("abc"),
+            json!(true),
+            json!(null),
+            json!(1.234),
+        ] {
+            assert_eq!(
+                Terminos::parse(Some(&json!({ "monto": bad })))
+                    .unwrap_err()
+                    .campo,
+                "terminos.monto"
+            );
+        }
+    }
+}
