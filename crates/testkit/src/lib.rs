@@ -3,6 +3,7 @@
 //! `alpes` process that a test can kill with SIGKILL or stop with SIGTERM.
 
 pub mod bus_conformance;
+pub mod duplicating_bus;
 pub mod postgres;
 pub mod process;
 
