@@ -3,8 +3,8 @@
 
 use anyhow::Context;
 
-use crate::settings::Settings;
 use crate::DlqAction;
+use alpes::settings::Settings;
 
 pub async fn run(action: DlqAction, settings: &Settings) -> anyhow::Result<()> {
     let path = settings.data_dir.join("bus.db");

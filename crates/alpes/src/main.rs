@@ -3,15 +3,12 @@
 #![allow(clippy::print_stdout)]
 
 mod dlq;
-mod platform;
-mod settings;
 
 use std::path::PathBuf;
 
+use alpes::platform::{self, Databases, Platform, ServiceName};
+use alpes::settings::{LogFormat, Settings};
 use clap::{Parser, Subcommand};
-
-use crate::platform::ServiceName;
-use crate::settings::{LogFormat, Settings};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -90,8 +87,8 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Up => platform::up(settings).await,
-            Command::Serve { service, .. } => platform::serve(service, settings).await,
+            Command::Up => up(settings).await,
+            Command::Serve { service, .. } => serve(service, settings).await,
             Command::Dlq { action } => dlq::run(action, &settings).await,
         }
     })
@@ -108,4 +105,36 @@ fn install_tracing(settings: &Settings) -> anyhow::Result<()> {
         LogFormat::Json => builder.json().init(),
     }
     Ok(())
+}
+
+/// `alpes up`: every service in this process, embedded mode.
+async fn up(settings: Settings) -> anyhow::Result<()> {
+    let platform = Platform::start_embedded(&settings, &ServiceName::ALL).await?;
+    println!(
+        "AlpesPartners is up (embedded mode, data in {})",
+        settings.data_dir.display()
+    );
+    print!("{}", platform.banner());
+    println!("Press Ctrl-C to stop.");
+    let stopped = platform::wait_for_stop_signal().await;
+    platform.stop().await;
+    stopped
+}
+
+/// `alpes serve <service>`: one unit alone, on the database the settings name.
+async fn serve(service: ServiceName, settings: Settings) -> anyhow::Result<()> {
+    let bus = platform::open_embedded_bus(&settings.data_dir).await?;
+    let platform = Platform::start_with_bus(
+        &settings,
+        &[service],
+        Databases::Serve,
+        std::sync::Arc::new(bus.clone()),
+    )
+    .await?;
+    print!("{}", platform.banner());
+    println!("Press Ctrl-C to stop.");
+    let stopped = platform::wait_for_stop_signal().await;
+    platform.stop().await;
+    bus.close().await;
+    stopped
 }

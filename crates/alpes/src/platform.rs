@@ -1,185 +1,414 @@
 //! Wiring: builds each service from its database and the bus, binds its port, spawns its
-//! workers, and stops everything in order when the process is asked to stop (servers stop
-//! accepting and finish in-flight requests, workers stop, databases close).
+//! workers, and stops everything in order (servers stop accepting and finish in-flight requests,
+//! workers stop, databases close). alianzas and the saga log share one port, as deployed in the
+//! original: their routers are merged here, so neither imports the other.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use kernel::{Bus, Shutdown};
+use kernel::{Bus, Shutdown, ShutdownTrigger};
 use storage::Db;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::settings::Settings;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// A deployable unit, as `alpes serve <service>` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
 pub enum ServiceName {
     Integraciones,
+    /// Contracts, with the saga log on the same port.
+    Alianzas,
+    /// The saga log alone (normally deployed with alianzas).
+    Sagas,
+    Compliance,
+    Bff,
 }
 
 impl ServiceName {
-    fn as_str(self) -> &'static str {
+    /// Everything `alpes up` runs.
+    pub const ALL: [ServiceName; 4] = [
+        ServiceName::Integraciones,
+        ServiceName::Alianzas,
+        ServiceName::Compliance,
+        ServiceName::Bff,
+    ];
+
+    pub fn as_str(self) -> &'static str {
         match self {
             ServiceName::Integraciones => "integraciones",
+            ServiceName::Alianzas => "alianzas",
+            ServiceName::Sagas => "sagas",
+            ServiceName::Compliance => "compliance",
+            ServiceName::Bff => "bff",
         }
     }
 
     fn default_port(self, settings: &Settings) -> u16 {
         match self {
             ServiceName::Integraciones => settings.ports.integraciones,
+            ServiceName::Alianzas | ServiceName::Sagas => settings.ports.alianzas,
+            ServiceName::Compliance => settings.ports.compliance,
+            ServiceName::Bff => settings.ports.bff,
         }
     }
 }
 
-/// A service running in this process.
-struct Running {
+/// Where each context's database is.
+#[derive(Debug, Clone)]
+pub enum Databases {
+    /// One SQLite file per context in the data directory.
+    Embedded,
+    /// `alpes serve`: the unit's database from the settings (SQLite in the data directory when
+    /// unset); the saga log's is its own setting or derived from alianzas'.
+    Serve,
+}
+
+/// A running set of services in this process.
+pub struct Platform {
+    units: Vec<Unit>,
+    trigger: ShutdownTrigger,
+    embedded_bus: Option<embedded_bus::EmbeddedBus>,
+}
+
+struct Unit {
     name: &'static str,
     address: SocketAddr,
-    db: Db,
+    dbs: Vec<Db>,
     tasks: Vec<JoinHandle<()>>,
 }
 
-/// `alpes up`: every service, embedded mode.
-pub async fn up(settings: Settings) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
-    let bus = open_embedded_bus(&settings.data_dir).await?;
-    let (trigger, shutdown) = kernel::shutdown::channel();
+impl Platform {
+    /// Embedded mode: opens the durable bus in the data directory and starts `units`.
+    pub async fn start_embedded(
+        settings: &Settings,
+        units: &[ServiceName],
+    ) -> anyhow::Result<Platform> {
+        let bus = open_embedded_bus(&settings.data_dir).await?;
+        let mut platform =
+            Platform::start_with_bus(settings, units, Databases::Embedded, Arc::new(bus.clone()))
+                .await?;
+        platform.embedded_bus = Some(bus);
+        Ok(platform)
+    }
 
-    let mut running = Vec::new();
-    for service in [ServiceName::Integraciones] {
-        let url = sqlite_url(&settings.data_dir, service.as_str());
-        let port = service.default_port(&settings);
-        running.push(
-            start(
-                service,
-                &url,
+    /// Starts `units` on `bus` (tests pass a wrapped bus here).
+    pub async fn start_with_bus(
+        settings: &Settings,
+        units: &[ServiceName],
+        databases: Databases,
+        bus: Arc<dyn Bus>,
+    ) -> anyhow::Result<Platform> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
+        let (trigger, shutdown) = kernel::shutdown::channel();
+        let mut platform = Platform {
+            units: Vec::new(),
+            trigger,
+            embedded_bus: None,
+        };
+        let mut wanted: Vec<ServiceName> = units.to_vec();
+        wanted.sort();
+        wanted.dedup();
+        // Dependencies first: the BFF needs the others' addresses.
+        for unit in wanted {
+            let started = start_unit(
+                unit,
+                settings,
+                &databases,
                 bus.clone(),
-                &settings.host,
-                port,
                 shutdown.clone(),
+                &platform.urls(),
             )
-            .await?,
-        );
+            .await;
+            match started {
+                Ok(unit) => platform.units.push(unit),
+                Err(error) => {
+                    platform.stop().await;
+                    return Err(error);
+                }
+            }
+        }
+        Ok(platform)
     }
 
-    println!(
-        "AlpesPartners is up (embedded mode, data in {})",
-        settings.data_dir.display()
-    );
-    for service in &running {
-        println!(
-            "  {:<14} http://{}  (docs: http://{}/docs)",
-            service.name, service.address, service.address
-        );
+    /// Base URLs by unit name, e.g. `"bff" → "http://127.0.0.1:8080"`.
+    pub fn urls(&self) -> BTreeMap<&'static str, String> {
+        self.units
+            .iter()
+            .map(|unit| (unit.name, format!("http://{}", unit.address)))
+            .collect()
     }
-    println!("Press Ctrl-C to stop.");
 
-    wait_for_stop_signal().await?;
-    trigger.fire();
-    stop(running).await;
-    bus.close().await;
-    Ok(())
+    pub fn url(&self, unit: &str) -> Option<String> {
+        self.urls().get(unit).cloned()
+    }
+
+    /// The lines `alpes up` prints: one per service, with its docs.
+    pub fn banner(&self) -> String {
+        let mut text = String::new();
+        for unit in &self.units {
+            text.push_str(&format!(
+                "  {:<14} http://{}  (docs: http://{}/docs)\n",
+                unit.name, unit.address, unit.address
+            ));
+            if unit.name == "alianzas" {
+                text.push_str(&format!(
+                    "  {:<14} http://{}/sagas  (saga log)\n",
+                    "sagas", unit.address
+                ));
+            }
+            if unit.name == "bff" {
+                text.push_str(&format!(
+                    "  {:<14} http://{}/api/v1/partners  (onboard partners here)\n",
+                    "", unit.address
+                ));
+            }
+        }
+        text
+    }
+
+    /// Stops every unit: servers drain, workers end, databases and the bus close.
+    pub async fn stop(self) {
+        self.trigger.fire();
+        for unit in self.units.into_iter().rev() {
+            for task in unit.tasks {
+                if let Err(error) = task.await {
+                    tracing::error!(service = unit.name, %error, "task ended abnormally");
+                }
+            }
+            for db in unit.dbs {
+                db.close().await;
+            }
+            tracing::info!(service = unit.name, "stopped");
+        }
+        if let Some(bus) = self.embedded_bus {
+            bus.close().await;
+        }
+    }
 }
 
-/// `alpes serve <service>`: one service alone.
-pub async fn serve(service: ServiceName, settings: Settings) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
-    let url = settings
-        .database_url
-        .clone()
-        .unwrap_or_else(|| sqlite_url(&settings.data_dir, service.as_str()));
-    let bus = open_embedded_bus(&settings.data_dir).await?;
-    let (trigger, shutdown) = kernel::shutdown::channel();
-    let port = settings
-        .port
-        .unwrap_or_else(|| service.default_port(&settings));
-    let running = start(service, &url, bus.clone(), &settings.host, port, shutdown).await?;
-    println!(
-        "  {:<14} http://{}  (docs: http://{}/docs)",
-        running.name, running.address, running.address
-    );
-    println!("Press Ctrl-C to stop.");
-    wait_for_stop_signal().await?;
-    trigger.fire();
-    stop(vec![running]).await;
-    bus.close().await;
-    Ok(())
-}
-
-async fn open_embedded_bus(data_dir: &Path) -> anyhow::Result<embedded_bus::EmbeddedBus> {
+/// Opens (creating the data directory and file if needed) the durable bus of embedded mode.
+pub async fn open_embedded_bus(data_dir: &Path) -> anyhow::Result<embedded_bus::EmbeddedBus> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let path = data_dir.join("bus.db");
     embedded_bus::EmbeddedBus::open(&path)
         .await
         .with_context(|| format!("opening the embedded bus at {}", path.display()))
 }
 
-fn sqlite_url(data_dir: &Path, service: &str) -> String {
+fn sqlite_url(data_dir: &Path, context: &str) -> String {
     format!(
         "sqlite://{}",
-        data_dir.join(format!("{service}.db")).display()
+        data_dir.join(format!("{context}.db")).display()
     )
 }
 
-async fn start(
-    service: ServiceName,
-    database_url: &str,
-    bus: impl Bus + Clone,
-    host: &str,
-    port: u16,
-    shutdown: Shutdown,
-) -> anyhow::Result<Running> {
-    let name = service.as_str();
-    let db = Db::connect(database_url)
+/// The database URL of `context` when `unit` is deployed.
+fn database_url(
+    settings: &Settings,
+    databases: &Databases,
+    unit: ServiceName,
+    context: &str,
+) -> String {
+    let embedded = || sqlite_url(&settings.data_dir, context);
+    match databases {
+        Databases::Embedded => embedded(),
+        Databases::Serve if context == "sagas" && unit == ServiceName::Alianzas => {
+            match (&settings.sagas.database_url, &settings.database_url) {
+                (Some(url), _) => url.clone(),
+                (None, Some(alianzas)) => derived_url(alianzas, "sagas"),
+                (None, None) => embedded(),
+            }
+        }
+        Databases::Serve => settings.database_url.clone().unwrap_or_else(embedded),
+    }
+}
+
+/// A sibling database for `context`: `…/alianzas` → `…/alianzas_sagas` on PostgreSQL, a file
+/// beside the given one on SQLite.
+fn derived_url(url: &str, context: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let derived = if base.starts_with("sqlite:") {
+        match base.rsplit_once('/') {
+            Some((dir, _)) => format!("{dir}/{context}.db"),
+            None => format!("sqlite://{context}.db"),
+        }
+    } else {
+        format!("{base}_{context}")
+    };
+    match query {
+        Some(query) => format!("{derived}?{query}"),
+        None => derived,
+    }
+}
+
+async fn connect(url: &str, context: &str) -> anyhow::Result<Db> {
+    Db::connect(url)
         .await
-        .with_context(|| format!("connecting {name} to its database"))?;
-    let bus: Arc<dyn Bus> = Arc::new(bus);
-    let (router, mut tasks) = match service {
+        .with_context(|| format!("connecting {context} to its database"))
+}
+
+async fn start_unit(
+    unit: ServiceName,
+    settings: &Settings,
+    databases: &Databases,
+    bus: Arc<dyn Bus>,
+    shutdown: Shutdown,
+    started: &BTreeMap<&'static str, String>,
+) -> anyhow::Result<Unit> {
+    let name = unit.as_str();
+    let url_of = |context: &str| database_url(settings, databases, unit, context);
+    let mut dbs = Vec::new();
+    let mut tasks = Vec::new();
+    let parts = match unit {
         ServiceName::Integraciones => {
-            let service = integraciones::Integraciones::start(db.clone(), bus)
+            let db = connect(&url_of("integraciones"), "integraciones").await?;
+            dbs.push(db.clone());
+            let service = integraciones::Integraciones::start(db, bus)
                 .await
                 .context("starting integraciones")?;
-            let tasks = service
-                .spawn_workers(shutdown.clone())
+            tasks.extend(
+                service
+                    .spawn_workers(shutdown.clone())
+                    .await
+                    .context("starting integraciones workers")?,
+            );
+            service.parts()
+        }
+        ServiceName::Alianzas => {
+            let db = connect(&url_of("alianzas"), "alianzas").await?;
+            dbs.push(db.clone());
+            let config = alianzas::AlianzasConfig {
+                snapshot_every: settings.alianzas.snapshot_every,
+            };
+            let contracts = alianzas::Alianzas::start(db, bus.clone(), config)
                 .await
-                .context("starting integraciones workers")?;
-            (service.router(), tasks)
+                .context("starting alianzas")?;
+            tasks.extend(
+                contracts
+                    .spawn_workers(shutdown.clone())
+                    .await
+                    .context("starting alianzas workers")?,
+            );
+            let (saga_log, saga_tasks, saga_db) =
+                start_sagas(settings, &url_of("sagas"), bus, shutdown.clone()).await?;
+            dbs.push(saga_db);
+            tasks.extend(saga_tasks);
+            contracts.parts().merge(saga_log)
+        }
+        ServiceName::Sagas => {
+            let (parts, saga_tasks, db) =
+                start_sagas(settings, &url_of("sagas"), bus, shutdown.clone()).await?;
+            dbs.push(db);
+            tasks.extend(saga_tasks);
+            parts
+        }
+        ServiceName::Compliance => {
+            let db = connect(&url_of("compliance"), "compliance").await?;
+            dbs.push(db.clone());
+            let config = compliance::ComplianceConfig {
+                unknown_partner_grace: Duration::from_secs(
+                    settings.compliance.unknown_partner_grace_secs,
+                ),
+            };
+            let service = compliance::Compliance::start(db, bus, config)
+                .await
+                .context("starting compliance")?;
+            tasks.extend(
+                service
+                    .spawn_workers(shutdown.clone())
+                    .await
+                    .context("starting compliance workers")?,
+            );
+            service.parts()
+        }
+        ServiceName::Bff => {
+            let db = connect(&url_of("bff"), "bff").await?;
+            dbs.push(db.clone());
+            // In one process the BFF talks to the addresses just bound; alone, to the settings'.
+            let upstream = |unit: &str, configured: &str| {
+                started
+                    .get(unit)
+                    .cloned()
+                    .unwrap_or_else(|| configured.to_owned())
+            };
+            let config = bff::BffConfig {
+                integraciones_url: upstream("integraciones", &settings.bff.integraciones_url),
+                alianzas_url: upstream("alianzas", &settings.bff.alianzas_url),
+                compliance_url: upstream("compliance", &settings.bff.compliance_url),
+                campanias_url: started
+                    .get("campanias")
+                    .cloned()
+                    .or_else(|| settings.bff.campanias_url.clone()),
+                upstream_timeout: Duration::from_millis(settings.bff.upstream_timeout_ms),
+            };
+            let service = bff::Bff::start(db, bus, config)
+                .await
+                .context("starting bff")?;
+            tasks.extend(
+                service
+                    .spawn_workers(shutdown.clone())
+                    .await
+                    .context("starting bff workers")?,
+            );
+            service.parts()
         }
     };
+    let port = match databases {
+        Databases::Serve => settings.port.unwrap_or_else(|| unit.default_port(settings)),
+        Databases::Embedded => unit.default_port(settings),
+    };
+    let host = settings.host.as_str();
     let listener = TcpListener::bind((host, port))
         .await
         .with_context(|| format!("binding {name} to {host}:{port}"))?;
     let address = listener.local_addr()?;
+    let router = parts.into_router();
     tasks.push(tokio::spawn(async move {
         if let Err(error) = web::serve(listener, router, shutdown.wait()).await {
             tracing::error!(service = name, %error, "server failed");
         }
     }));
     tracing::info!(service = name, %address, "listening");
-    Ok(Running {
+    Ok(Unit {
         name,
         address,
-        db,
+        dbs,
         tasks,
     })
 }
 
-async fn stop(running: Vec<Running>) {
-    for service in running {
-        for task in service.tasks {
-            if let Err(error) = task.await {
-                tracing::error!(service = service.name, %error, "task ended abnormally");
-            }
-        }
-        service.db.close().await;
-        tracing::info!(service = service.name, "stopped");
-    }
+async fn start_sagas(
+    settings: &Settings,
+    url: &str,
+    bus: Arc<dyn Bus>,
+    shutdown: Shutdown,
+) -> anyhow::Result<(web::ServiceParts, Vec<JoinHandle<()>>, Db)> {
+    let db = connect(url, "sagas").await?;
+    let config = sagas::SagasConfig {
+        step_timeout: Duration::from_secs(settings.sagas.step_timeout_secs),
+        ..sagas::SagasConfig::default()
+    };
+    let service = sagas::Sagas::start(db.clone(), bus, config)
+        .await
+        .context("starting the saga log")?;
+    let tasks = service
+        .spawn_workers(shutdown)
+        .await
+        .context("starting the saga log's workers")?;
+    Ok((service.parts(), tasks, db))
 }
 
-async fn wait_for_stop_signal() -> anyhow::Result<()> {
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn wait_for_stop_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut terminate =
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -189,4 +418,25 @@ async fn wait_for_stop_signal() -> anyhow::Result<()> {
     }
     tracing::info!("stopping");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_saga_log_database_is_derived_from_alianzas() {
+        assert_eq!(
+            derived_url("postgres://u@h:5432/alianzas", "sagas"),
+            "postgres://u@h:5432/alianzas_sagas"
+        );
+        assert_eq!(
+            derived_url("postgres://u@h/alianzas?sslmode=disable", "sagas"),
+            "postgres://u@h/alianzas_sagas?sslmode=disable"
+        );
+        assert_eq!(
+            derived_url("sqlite:///srv/data/alianzas.db", "sagas"),
+            "sqlite:///srv/data/sagas.db"
+        );
+    }
 }

@@ -37,6 +37,79 @@ pub enum LogFormat {
     Json,
 }
 
+/// alianzas (contracts) settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlianzasSettings {
+    /// A snapshot of a contract is taken every this many events.
+    pub snapshot_every: u32,
+}
+
+impl Default for AlianzasSettings {
+    fn default() -> Self {
+        Self { snapshot_every: 50 }
+    }
+}
+
+/// The saga log's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SagasSettings {
+    /// A saga that has not advanced for this long fails with cause `TIMEOUT`.
+    pub step_timeout_secs: u64,
+    /// In `alpes serve alianzas`: the saga log's database (default: derived from alianzas').
+    pub database_url: Option<String>,
+}
+
+impl Default for SagasSettings {
+    fn default() -> Self {
+        Self {
+            step_timeout_secs: 300,
+            database_url: None,
+        }
+    }
+}
+
+/// compliance settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComplianceSettings {
+    /// How long a contract of a partner compliance has not heard of yet is retried before it
+    /// is rejected as `PARTNER_INVALIDO` (events on different topics may arrive out of order).
+    pub unknown_partner_grace_secs: u64,
+}
+
+impl Default for ComplianceSettings {
+    fn default() -> Self {
+        Self {
+            unknown_partner_grace_secs: 30,
+        }
+    }
+}
+
+/// The BFF's settings: where the other services are when they run in other processes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BffSettings {
+    pub upstream_timeout_ms: u64,
+    pub integraciones_url: String,
+    pub alianzas_url: String,
+    pub compliance_url: String,
+    pub campanias_url: Option<String>,
+}
+
+impl Default for BffSettings {
+    fn default() -> Self {
+        Self {
+            upstream_timeout_ms: 2000,
+            integraciones_url: "http://127.0.0.1:5000".to_owned(),
+            alianzas_url: "http://127.0.0.1:8000".to_owned(),
+            compliance_url: "http://127.0.0.1:5004".to_owned(),
+            campanias_url: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
@@ -53,6 +126,10 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// `tracing` filter, e.g. `info` or `integraciones=debug,info`.
     pub log: String,
+    pub alianzas: AlianzasSettings,
+    pub sagas: SagasSettings,
+    pub compliance: ComplianceSettings,
+    pub bff: BffSettings,
 }
 
 impl Default for Settings {
@@ -65,6 +142,10 @@ impl Default for Settings {
             port: None,
             log_format: LogFormat::Human,
             log: "info".to_owned(),
+            alianzas: AlianzasSettings::default(),
+            sagas: SagasSettings::default(),
+            compliance: ComplianceSettings::default(),
+            bff: BffSettings::default(),
         }
     }
 }
@@ -132,6 +213,48 @@ impl Settings {
                 *port = parse_port(key, &value)?;
             }
         }
+        let numbers = [
+            (
+                "ALPES_SAGAS_STEP_TIMEOUT_SECS",
+                &mut self.sagas.step_timeout_secs,
+            ),
+            (
+                "ALPES_COMPLIANCE_UNKNOWN_PARTNER_GRACE_SECS",
+                &mut self.compliance.unknown_partner_grace_secs,
+            ),
+            (
+                "ALPES_BFF_UPSTREAM_TIMEOUT_MS",
+                &mut self.bff.upstream_timeout_ms,
+            ),
+        ];
+        for (key, number) in numbers {
+            if let Some(value) = var(key) {
+                *number = value
+                    .parse()
+                    .with_context(|| format!("{key} must be a whole number, not {value:?}"))?;
+            }
+        }
+        if let Some(value) = var("ALPES_ALIANZAS_SNAPSHOT_EVERY") {
+            self.alianzas.snapshot_every = value.parse().with_context(|| {
+                format!("ALPES_ALIANZAS_SNAPSHOT_EVERY must be a whole number, not {value:?}")
+            })?;
+        }
+        if let Some(value) = var("ALPES_SAGAS_DATABASE_URL") {
+            self.sagas.database_url = Some(value);
+        }
+        let urls = [
+            ("ALPES_INTEGRACIONES_URL", &mut self.bff.integraciones_url),
+            ("ALPES_ALIANZAS_URL", &mut self.bff.alianzas_url),
+            ("ALPES_COMPLIANCE_URL", &mut self.bff.compliance_url),
+        ];
+        for (key, url) in urls {
+            if let Some(value) = var(key) {
+                *url = value;
+            }
+        }
+        if let Some(value) = var("ALPES_CAMPANIAS_URL") {
+            self.bff.campanias_url = Some(value);
+        }
         Ok(())
     }
 }
@@ -172,6 +295,26 @@ mod tests {
         assert_eq!(settings.ports.integraciones, 7000);
         assert_eq!(settings.data_dir, PathBuf::from("/srv/alpes"));
         assert_eq!(settings.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn service_sections_layer_like_the_rest() {
+        let mut settings = Settings::from_toml(
+            "[sagas]\nstep_timeout_secs = 5\n[bff]\nupstream_timeout_ms = 100\n",
+        )
+        .unwrap();
+        assert_eq!(settings.sagas.step_timeout_secs, 5);
+        assert_eq!(settings.alianzas.snapshot_every, 50);
+        settings
+            .apply_env(|key| match key {
+                "ALPES_SAGAS_STEP_TIMEOUT_SECS" => Some("7".into()),
+                "ALPES_COMPLIANCE_URL" => Some("http://compliance:5004".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(settings.sagas.step_timeout_secs, 7);
+        assert_eq!(settings.bff.upstream_timeout_ms, 100);
+        assert_eq!(settings.bff.compliance_url, "http://compliance:5004");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! clean shutdown, and a kill -9 in the middle of a burst of writes.
 
 mod crash;
+mod saga;
 mod up;
 
 use std::path::Path;
