@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use ::storage::idempotency::{self, StoredResponse};
-use ::storage::{inbox, is_unique_violation, outbox, Db, Tx};
+use ::storage::idempotency::{self, IdempotencyError, Remembered, StoredResponse};
+use ::storage::{inbox, outbox, Db, Tx};
 use chrono::{DateTime, NaiveDate, Utc};
 use contracts::contratos as wire;
 use kernel::{Envelope, EnvelopeContext, IntegrationEvent};
@@ -77,20 +77,18 @@ impl From<::storage::StorageError> for AppError {
     }
 }
 
-/// An `Idempotency-Key` request: its scope (method and path), key and body fingerprint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotentRequest {
-    pub scope: String,
-    pub key: String,
-    pub request_hash: String,
-}
+/// The idempotent-write vocabulary is shared (`storage::idempotency`); re-exported here, where
+/// callers of these use cases have always found it.
+pub use ::storage::idempotency::{IdempotentRequest, Written};
 
-/// The result of a write that may have been made before under the same idempotency key.
-#[derive(Debug)]
-pub enum Written<T> {
-    Done(T),
-    /// The first response to this key, to be sent again byte for byte.
-    Replayed(StoredResponse),
+impl From<IdempotencyError> for AppError {
+    fn from(error: IdempotencyError) -> Self {
+        match error {
+            IdempotencyError::KeyReused => AppError::IdempotencyKeyReused,
+            IdempotencyError::Contention => AppError::Contention,
+            IdempotencyError::Sqlx(error) => error.into(),
+        }
+    }
 }
 
 /// A lifecycle command an operator issues over HTTP.
@@ -266,10 +264,8 @@ impl Service {
         idempotent: Option<&IdempotentRequest>,
         render: &(dyn Fn(&Contrato) -> StoredResponse + Send + Sync),
     ) -> Result<Written<Contrato>, AppError> {
-        if let Some(request) = idempotent {
-            if let Some(stored) = self.replay(request).await? {
-                return Ok(Written::Replayed(stored));
-            }
+        if let Some(stored) = idempotency::replay(&self.db, idempotent).await? {
+            return Ok(Written::Replayed(stored));
         }
         let contrato = Contrato::new(kernel::new_id());
         let events = contrato.crear(datos)?;
@@ -277,40 +273,13 @@ impl Service {
         let after = self
             .record(&mut tx, &contrato, &events, &EnvelopeContext::default())
             .await?;
-        if let Some(request) = idempotent {
-            let response = StoredResponse {
-                request_hash: request.request_hash.clone(),
-                ..render(&after)
-            };
-            match idempotency::store(&mut tx, &request.scope, &request.key, &response).await {
-                Ok(()) => {}
-                // A concurrent twin with the same key committed first: answer as it did.
-                Err(error) if is_unique_violation(&error) => {
-                    drop(tx);
-                    return self
-                        .replay(request)
-                        .await?
-                        .map(Written::Replayed)
-                        .ok_or(AppError::Contention);
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
+        let tx = match idempotency::remember(&self.db, tx, idempotent, || render(&after)).await? {
+            Remembered::Kept(tx) => tx,
+            // A concurrent twin with the same key committed first: answer as it did.
+            Remembered::Twin(stored) => return Ok(Written::Replayed(stored)),
+        };
         self.commit(tx).await?;
         Ok(Written::Done(after))
-    }
-
-    /// The stored response for `request`, if its key was used before; the same key with
-    /// another body is refused.
-    async fn replay(
-        &self,
-        request: &IdempotentRequest,
-    ) -> Result<Option<StoredResponse>, AppError> {
-        match idempotency::find(&self.db, &request.scope, &request.key).await? {
-            Some(stored) if stored.request_hash == request.request_hash => Ok(Some(stored)),
-            Some(_) => Err(AppError::IdempotencyKeyReused),
-            None => Ok(None),
-        }
     }
 
     /// The current state from the read model.

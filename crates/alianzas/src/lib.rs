@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use ::storage::outbox::Relay;
 use ::storage::Db;
-use kernel::retry::Backoff;
-use kernel::{Bus, BusError, MessageHandler, Shutdown, SubscribeOptions};
+use kernel::{Bus, BusError, Consumes, MessageHandler, Shutdown, SubscribeOptions};
 
 use crate::application::{AppError, Service, SERVICE};
 use crate::consumers::AlianzasHandler;
@@ -116,25 +115,23 @@ impl Alianzas {
         &self,
         shutdown: Shutdown,
     ) -> Result<Vec<tokio::task::JoinHandle<()>>, StartError> {
-        let mut handles = vec![tokio::spawn(
-            self.relay.clone().run(shutdown.clone().wait()),
-        )];
         let handler = self.handler();
         let options = SubscribeOptions {
             max_attempts: MAX_ATTEMPTS,
             ..SubscribeOptions::default()
         };
-        for topic in TOPICS {
-            for _ in 0..CONSUMERS_PER_TOPIC {
-                let subscription = self.bus.subscribe(topic, SERVICE, options.clone()).await?;
-                handles.push(tokio::spawn(kernel::run_consumer(
-                    subscription,
-                    handler.clone(),
-                    Backoff::default(),
-                    shutdown.clone().wait(),
-                )));
-            }
-        }
+        let topics =
+            TOPICS.map(|topic| Consumes::new(topic, handler.clone()).with_options(options.clone()));
+        let mut handles = self
+            .relay
+            .spawn_with_consumers(
+                self.bus.as_ref(),
+                SERVICE,
+                topics,
+                CONSUMERS_PER_TOPIC,
+                &shutdown,
+            )
+            .await?;
         handles.push(tokio::spawn(sweep(self.service.clone(), shutdown.clone())));
         Ok(handles)
     }

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use ::storage::idempotency::{self, StoredResponse};
-use ::storage::{is_unique_violation, outbox, Db, Tx};
+use ::storage::idempotency::{self, IdempotencyError, Remembered, StoredResponse};
+use ::storage::{outbox, Db};
 use contracts::partners::CreatePartner;
 use kernel::{Envelope, EnvelopeContext, IntegrationEvent};
 use tokio::sync::Notify;
@@ -58,20 +58,18 @@ impl From<::storage::StorageError> for AppError {
     }
 }
 
-/// An `Idempotency-Key` request: its scope (method and path), key and body fingerprint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotentRequest {
-    pub scope: String,
-    pub key: String,
-    pub request_hash: String,
-}
+/// The idempotent-write vocabulary is shared (`storage::idempotency`); re-exported here, where
+/// callers of these use cases have always found it.
+pub use ::storage::idempotency::{IdempotentRequest, Written};
 
-/// The result of a write that may have been made before under the same idempotency key.
-#[derive(Debug)]
-pub enum Written<T> {
-    Done(T),
-    /// The first response to this key, to be sent again byte for byte.
-    Replayed(StoredResponse),
+impl From<IdempotencyError> for AppError {
+    fn from(error: IdempotencyError) -> Self {
+        match error {
+            IdempotencyError::KeyReused => AppError::IdempotencyKeyReused,
+            IdempotencyError::Contention => AppError::Contention,
+            IdempotencyError::Sqlx(error) => error.into(),
+        }
+    }
 }
 
 /// The BFF's use cases: the onboarding write here, the aggregated reads in `queries`.
@@ -109,38 +107,6 @@ impl Service {
         &self.upstream
     }
 
-    /// The stored response for `request`, if its key was used before; the same key with
-    /// another body is refused.
-    async fn replay(
-        &self,
-        request: &IdempotentRequest,
-    ) -> Result<Option<StoredResponse>, AppError> {
-        match idempotency::find(&self.db, &request.scope, &request.key).await? {
-            Some(stored) if stored.request_hash == request.request_hash => Ok(Some(stored)),
-            Some(_) => Err(AppError::IdempotencyKeyReused),
-            None => Ok(None),
-        }
-    }
-
-    /// Stores the response in `tx`. `Ok(false)` means a concurrent twin with the same key
-    /// committed first (the unique violation aborted `tx` on PostgreSQL): the caller drops
-    /// `tx` and replays the twin's response.
-    async fn remember(
-        tx: &mut Tx,
-        request: &IdempotentRequest,
-        response: &StoredResponse,
-    ) -> Result<bool, AppError> {
-        let stored = StoredResponse {
-            request_hash: request.request_hash.clone(),
-            ..response.clone()
-        };
-        match idempotency::store(tx, &request.scope, &request.key, &stored).await {
-            Ok(()) => Ok(true),
-            Err(error) if is_unique_violation(&error) => Ok(false),
-            Err(error) => Err(error.into()),
-        }
-    }
-
     /// Starts an onboarding: a fresh temporary id and saga id, the onboarding row and its
     /// `CreatePartner` (envelope `sagaid` = the saga id) committed together. With an
     /// idempotency key, the response `render` builds is stored with them and a retry gets it
@@ -151,10 +117,8 @@ impl Service {
         idempotent: Option<&IdempotentRequest>,
         render: &(dyn Fn(&Onboarding) -> StoredResponse + Send + Sync),
     ) -> Result<Written<Onboarding>, AppError> {
-        if let Some(request) = idempotent {
-            if let Some(stored) = self.replay(request).await? {
-                return Ok(Written::Replayed(stored));
-            }
+        if let Some(stored) = idempotency::replay(&self.db, idempotent).await? {
+            return Ok(Written::Replayed(stored));
         }
         let onboarding =
             Onboarding::iniciar(kernel::new_id(), kernel::new_id(), solicitud, kernel::now());
@@ -170,13 +134,11 @@ impl Service {
         let mut tx = self.db.begin().await?;
         repo::insert_onboarding(&mut tx, &onboarding).await?;
         outbox::append(&mut tx, CreatePartner::TOPIC, &envelope).await?;
-        if let Some(request) = idempotent {
-            if !Self::remember(&mut tx, request, &render(&onboarding)).await? {
-                drop(tx);
-                let twin = self.replay(request).await?.ok_or(AppError::Contention)?;
-                return Ok(Written::Replayed(twin));
-            }
-        }
+        let tx =
+            match idempotency::remember(&self.db, tx, idempotent, || render(&onboarding)).await? {
+                Remembered::Kept(tx) => tx,
+                Remembered::Twin(stored) => return Ok(Written::Replayed(stored)),
+            };
         tx.commit().await?;
         self.wake.notify_one();
         Ok(Written::Done(onboarding))

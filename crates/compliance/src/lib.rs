@@ -15,7 +15,7 @@ use std::time::Duration;
 use ::storage::outbox::Relay;
 use ::storage::Db;
 use kernel::retry::Backoff;
-use kernel::{Bus, BusError, MessageHandler, Shutdown, SubscribeOptions};
+use kernel::{Bus, BusError, Consumes, MessageHandler, Shutdown, SubscribeOptions};
 
 use crate::application::{Service, SERVICE};
 use crate::consumers::{ContratoCreadoHandler, PartnerCreadoHandler, RevisionResueltaHandler};
@@ -129,46 +129,37 @@ impl Compliance {
         &self,
         shutdown: Shutdown,
     ) -> Result<Vec<tokio::task::JoinHandle<()>>, StartError> {
-        let mut handles = vec![tokio::spawn(
-            self.relay.clone().run(shutdown.clone().wait()),
-        )];
         let contrato_options = SubscribeOptions {
             max_attempts: attempts_covering(self.config.unknown_partner_grace, CONTRATO_BACKOFF)
                 .saturating_add(TECHNICAL_ATTEMPTS),
             ..SubscribeOptions::default()
         };
-        let subscriptions: [(&str, Arc<dyn MessageHandler>, SubscribeOptions, Backoff); 3] = [
-            (
+        let topics = [
+            Consumes::new(
                 contracts::topics::PARTNER_CREATED,
                 self.partner_creado_handler(),
-                SubscribeOptions::default(),
-                Backoff::default(),
             ),
-            (
+            Consumes::new(
                 contracts::topics::CONTRACT_CREATED,
                 self.contrato_creado_handler(),
-                contrato_options,
-                CONTRATO_BACKOFF,
-            ),
-            (
+            )
+            .with_options(contrato_options)
+            .with_backoff(CONTRATO_BACKOFF),
+            Consumes::new(
                 contracts::topics::REVIEW_RESOLVED,
                 self.revision_resuelta_handler(),
-                SubscribeOptions::default(),
-                Backoff::default(),
             ),
         ];
-        for (topic, handler, options, backoff) in subscriptions {
-            for _ in 0..CONSUMERS_PER_TOPIC {
-                let subscription = self.bus.subscribe(topic, SERVICE, options.clone()).await?;
-                handles.push(tokio::spawn(kernel::run_consumer(
-                    subscription,
-                    handler.clone(),
-                    backoff,
-                    shutdown.clone().wait(),
-                )));
-            }
-        }
-        Ok(handles)
+        Ok(self
+            .relay
+            .spawn_with_consumers(
+                self.bus.as_ref(),
+                SERVICE,
+                topics,
+                CONSUMERS_PER_TOPIC,
+                &shutdown,
+            )
+            .await?)
     }
 
     /// The `PartnerCreado` handler the consumers run, for tests and tools that deliver

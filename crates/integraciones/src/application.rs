@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use ::storage::idempotency::{self, StoredResponse};
-use ::storage::{inbox, is_unique_violation, outbox, Db, Tx};
+use ::storage::idempotency::{self, IdempotencyError, Remembered, StoredResponse};
+use ::storage::{inbox, outbox, Db, Tx};
 use contracts::partners as wire;
 use kernel::{Envelope, EnvelopeContext, IntegrationEvent};
 use serde_json::{Map, Value};
@@ -63,20 +63,18 @@ impl From<::storage::StorageError> for AppError {
     }
 }
 
-/// An `Idempotency-Key` request: its scope (method and path), key and body fingerprint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotentRequest {
-    pub scope: String,
-    pub key: String,
-    pub request_hash: String,
-}
+/// The idempotent-write vocabulary is shared (`storage::idempotency`); re-exported here, where
+/// callers of these use cases have always found it.
+pub use ::storage::idempotency::{IdempotentRequest, Written};
 
-/// The result of a write that may have been made before under the same idempotency key.
-#[derive(Debug)]
-pub enum Written<T> {
-    Done(T),
-    /// The first response to this key, to be sent again byte for byte.
-    Replayed(StoredResponse),
+impl From<IdempotencyError> for AppError {
+    fn from(error: IdempotencyError) -> Self {
+        match error {
+            IdempotencyError::KeyReused => AppError::IdempotencyKeyReused,
+            IdempotencyError::Contention => AppError::Contention,
+            IdempotencyError::Sqlx(error) => error.into(),
+        }
+    }
 }
 
 /// What a `CreatePartner` command led to (for logs and tests).
@@ -215,43 +213,6 @@ impl Service {
         Ok(())
     }
 
-    /// The stored response for `request`, if its key was used before; the same key with
-    /// another body is refused.
-    async fn replay(
-        &self,
-        request: &IdempotentRequest,
-    ) -> Result<Option<StoredResponse>, AppError> {
-        match idempotency::find(&self.db, &request.scope, &request.key).await? {
-            Some(stored) if stored.request_hash == request.request_hash => Ok(Some(stored)),
-            Some(_) => Err(AppError::IdempotencyKeyReused),
-            None => Ok(None),
-        }
-    }
-
-    /// Stores the response in `tx`. `Ok(false)` means a concurrent twin with the same key
-    /// committed first (the unique violation aborted `tx` on PostgreSQL): the caller drops
-    /// `tx` and replays the twin's response.
-    async fn remember(
-        tx: &mut Tx,
-        request: &IdempotentRequest,
-        response: &StoredResponse,
-    ) -> Result<bool, AppError> {
-        let stored = StoredResponse {
-            request_hash: request.request_hash.clone(),
-            ..response.clone()
-        };
-        match idempotency::store(tx, &request.scope, &request.key, &stored).await {
-            Ok(()) => Ok(true),
-            Err(error) if is_unique_violation(&error) => Ok(false),
-            Err(error) => Err(error.into()),
-        }
-    }
-
-    /// The twin's response after losing an idempotency race.
-    async fn replay_twin(&self, request: &IdempotentRequest) -> Result<StoredResponse, AppError> {
-        self.replay(request).await?.ok_or(AppError::Contention)
-    }
-
     /// Registers a partner from the API. With an idempotency key, the response `render` builds
     /// is stored with the write, and a retry gets it back instead of a second partner.
     pub async fn create_partner(
@@ -260,10 +221,8 @@ impl Service {
         idempotent: Option<&IdempotentRequest>,
         render: &(dyn Fn(&Partner) -> StoredResponse + Send + Sync),
     ) -> Result<Written<Partner>, AppError> {
-        if let Some(request) = idempotent {
-            if let Some(stored) = self.replay(request).await? {
-                return Ok(Written::Replayed(stored));
-            }
+        if let Some(stored) = idempotency::replay(&self.db, idempotent).await? {
+            return Ok(Written::Replayed(stored));
         }
         let (partner, event) = Partner::register(kernel::new_id(), datos, None, kernel::now());
         let mut tx = self.db.begin().await?;
@@ -272,22 +231,18 @@ impl Service {
             Err(RepoError::EmailTaken) => {
                 drop(tx);
                 // A twin request with the same key may have taken the e-mail: answer as it did.
-                if let Some(request) = idempotent {
-                    if let Some(stored) = self.replay(request).await? {
-                        return Ok(Written::Replayed(stored));
-                    }
+                if let Some(stored) = idempotency::replay(&self.db, idempotent).await? {
+                    return Ok(Written::Replayed(stored));
                 }
                 return Err(AppError::EmailTaken);
             }
             Err(error) => return Err(error.into()),
         }
         append_all(&mut tx, vec![event], &EnvelopeContext::default()).await?;
-        if let Some(request) = idempotent {
-            if !Self::remember(&mut tx, request, &render(&partner)).await? {
-                drop(tx);
-                return Ok(Written::Replayed(self.replay_twin(request).await?));
-            }
-        }
+        let tx = match idempotency::remember(&self.db, tx, idempotent, || render(&partner)).await? {
+            Remembered::Kept(tx) => tx,
+            Remembered::Twin(stored) => return Ok(Written::Replayed(stored)),
+        };
         self.commit(tx).await?;
         Ok(Written::Done(partner))
     }
@@ -373,10 +328,8 @@ impl Service {
         idempotent: Option<&IdempotentRequest>,
         render: &(dyn Fn(&Integracion) -> StoredResponse + Send + Sync),
     ) -> Result<Written<Integracion>, AppError> {
-        if let Some(request) = idempotent {
-            if let Some(stored) = self.replay(request).await? {
-                return Ok(Written::Replayed(stored));
-            }
+        if let Some(stored) = idempotency::replay(&self.db, idempotent).await? {
+            return Ok(Written::Replayed(stored));
         }
         let (mut tx, mut partner) = self.load(partner_id).await?;
         let integracion_id = kernel::new_id();
@@ -387,12 +340,12 @@ impl Service {
             .ok_or(AppError::IntegracionNotFound)?;
         repo::update_partner(&mut tx, &partner).await?;
         append_all(&mut tx, vec![event], &EnvelopeContext::default()).await?;
-        if let Some(request) = idempotent {
-            if !Self::remember(&mut tx, request, &render(&integracion)).await? {
-                drop(tx);
-                return Ok(Written::Replayed(self.replay_twin(request).await?));
-            }
-        }
+        let remembered =
+            idempotency::remember(&self.db, tx, idempotent, || render(&integracion)).await?;
+        let tx = match remembered {
+            Remembered::Kept(tx) => tx,
+            Remembered::Twin(stored) => return Ok(Written::Replayed(stored)),
+        };
         self.commit(tx).await?;
         Ok(Written::Done(integracion))
     }

@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use ::storage::outbox::Relay;
 use ::storage::Db;
-use kernel::retry::Backoff;
-use kernel::{Bus, BusError, MessageHandler, Shutdown, SubscribeOptions};
+use kernel::{Bus, BusError, Consumes, MessageHandler, Shutdown};
 
 use crate::application::{Service, SERVICE};
 use crate::consumers::{CreatePartnerHandler, DesactivarPartnerHandler};
@@ -72,34 +71,26 @@ impl Integraciones {
         &self,
         shutdown: Shutdown,
     ) -> Result<Vec<tokio::task::JoinHandle<()>>, StartError> {
-        let mut handles = vec![tokio::spawn(
-            self.relay.clone().run(shutdown.clone().wait()),
-        )];
-        let subscriptions: [(&str, Arc<dyn MessageHandler>); 2] = [
-            (
+        let topics = [
+            Consumes::new(
                 contracts::topics::CREATE_PARTNER,
                 self.create_partner_handler(),
             ),
-            (
+            Consumes::new(
                 contracts::topics::DEACTIVATE_PARTNER,
                 self.desactivar_partner_handler(),
             ),
         ];
-        for (topic, handler) in subscriptions {
-            for _ in 0..CONSUMERS_PER_TOPIC {
-                let subscription = self
-                    .bus
-                    .subscribe(topic, SERVICE, SubscribeOptions::default())
-                    .await?;
-                handles.push(tokio::spawn(kernel::run_consumer(
-                    subscription,
-                    handler.clone(),
-                    Backoff::default(),
-                    shutdown.clone().wait(),
-                )));
-            }
-        }
-        Ok(handles)
+        Ok(self
+            .relay
+            .spawn_with_consumers(
+                self.bus.as_ref(),
+                SERVICE,
+                topics,
+                CONSUMERS_PER_TOPIC,
+                &shutdown,
+            )
+            .await?)
     }
 
     /// The `CreatePartner` handler the consumers run, for tests and tools that deliver

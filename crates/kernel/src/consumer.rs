@@ -1,16 +1,18 @@
 //! The consumer loop every service runs per subscription: take a delivery, hand it to the
 //! handler, settle it. A transient error is nacked with back-off; a poison message (one that can
 //! never succeed) goes to the dead-letter topic at once. The loop stops when `shutdown` fires,
-//! leaving any unsettled delivery to be redelivered.
+//! leaving any unsettled delivery to be redelivered. `spawn_consumers` starts a group's
+//! competing consumers, the same way in every service.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::bus::{Delivery, Subscription};
+use crate::bus::{Bus, BusError, Delivery, SubscribeOptions, Subscription};
 use crate::envelope::Envelope;
 use crate::retry::Backoff;
+use crate::shutdown::Shutdown;
 
 /// How a handler failed, which decides what happens to the message.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,64 @@ pub async fn run_consumer(
             }
         }
     }
+}
+
+/// One topic a consumer group follows: the handler its consumers run, how many deliveries a
+/// message gets before it is dead-lettered, and the back-off between them.
+#[derive(Clone)]
+pub struct Consumes {
+    pub topic: &'static str,
+    pub handler: Arc<dyn MessageHandler>,
+    pub options: SubscribeOptions,
+    pub backoff: Backoff,
+}
+
+impl Consumes {
+    /// `topic` with the default subscription options and back-off.
+    pub fn new(topic: &'static str, handler: Arc<dyn MessageHandler>) -> Self {
+        Self {
+            topic,
+            handler,
+            options: SubscribeOptions::default(),
+            backoff: Backoff::default(),
+        }
+    }
+
+    pub fn with_options(self, options: SubscribeOptions) -> Self {
+        Self { options, ..self }
+    }
+
+    pub fn with_backoff(self, backoff: Backoff) -> Self {
+        Self { backoff, ..self }
+    }
+}
+
+/// Subscribes `per_topic` competing consumers of `group` to each topic and spawns a
+/// [`run_consumer`] loop for each; they stop when `shutdown` fires. Several consumers per topic
+/// keep one slow message from holding up the rest. Fails when the bus refuses a subscription
+/// (loops already spawned then stop with `shutdown`).
+pub async fn spawn_consumers(
+    bus: &dyn Bus,
+    group: &str,
+    topics: impl IntoIterator<Item = Consumes>,
+    per_topic: usize,
+    shutdown: &Shutdown,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, BusError> {
+    let mut handles = Vec::new();
+    for consumes in topics {
+        for _ in 0..per_topic {
+            let subscription = bus
+                .subscribe(consumes.topic, group, consumes.options.clone())
+                .await?;
+            handles.push(tokio::spawn(run_consumer(
+                subscription,
+                consumes.handler.clone(),
+                consumes.backoff,
+                shutdown.clone().wait(),
+            )));
+        }
+    }
+    Ok(handles)
 }
 
 async fn settle(delivery: Delivery, handler: &dyn MessageHandler, backoff: Backoff) {

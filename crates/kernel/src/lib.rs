@@ -1,18 +1,22 @@
 //! The shared kernel: the message envelope, the `Bus` port, the consumer loop and the small
-//! vocabulary (ids, clock, retry policy) every service and adapter speaks. No I/O lives here.
+//! vocabulary (ids, clock, retry policy, invalid fields, validated text) every service and
+//! adapter speaks. No I/O lives here.
 
 pub mod bus;
 pub mod consumer;
 pub mod envelope;
 pub mod event;
+mod field;
 pub mod money;
 pub mod retry;
 pub mod shutdown;
+pub mod text;
 
 pub use bus::{Bus, BusError, Delivery, DeliveryHandle, SubscribeOptions, Subscription};
-pub use consumer::{run_consumer, HandlerError, MessageHandler};
+pub use consumer::{run_consumer, spawn_consumers, Consumes, HandlerError, MessageHandler};
 pub use envelope::{Envelope, EnvelopeContext};
 pub use event::{DecodeError, IntegrationEvent};
+pub use field::FieldIssue;
 pub use money::Amount;
 pub use shutdown::{Shutdown, ShutdownTrigger};
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use ::storage::outbox::Relay;
 use ::storage::Db;
 use kernel::retry::Backoff;
-use kernel::{Bus, BusError, MessageHandler, Shutdown, SubscribeOptions};
+use kernel::{Bus, BusError, Consumes, MessageHandler, Shutdown, SubscribeOptions};
 
 use crate::application::{AppError, Service, SERVICE};
 use crate::consumers::{SagaHandler, TOPICS};
@@ -113,29 +113,27 @@ impl Sagas {
         &self,
         shutdown: Shutdown,
     ) -> Result<Vec<tokio::task::JoinHandle<()>>, StartError> {
-        let mut handles = vec![
-            tokio::spawn(self.relay.clone().run(shutdown.clone().wait())),
-            tokio::spawn(timeouts::run(
-                self.service.clone(),
-                self.config.timeout_check_interval,
-                shutdown.clone().wait(),
-            )),
-        ];
         let handler = self.handler();
-        for topic in TOPICS {
-            for _ in 0..CONSUMERS_PER_TOPIC {
-                let subscription = self
-                    .bus
-                    .subscribe(topic, SERVICE, subscribe_options())
-                    .await?;
-                handles.push(tokio::spawn(kernel::run_consumer(
-                    subscription,
-                    handler.clone(),
-                    backoff(),
-                    shutdown.clone().wait(),
-                )));
-            }
-        }
+        let topics = TOPICS.map(|topic| {
+            Consumes::new(topic, handler.clone())
+                .with_options(subscribe_options())
+                .with_backoff(backoff())
+        });
+        let mut handles = self
+            .relay
+            .spawn_with_consumers(
+                self.bus.as_ref(),
+                SERVICE,
+                topics,
+                CONSUMERS_PER_TOPIC,
+                &shutdown,
+            )
+            .await?;
+        handles.push(tokio::spawn(timeouts::run(
+            self.service.clone(),
+            self.config.timeout_check_interval,
+            shutdown.clone().wait(),
+        )));
         Ok(handles)
     }
 

@@ -128,6 +128,15 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// Whether the database itself is out of reach (pool exhausted or closed, connection lost):
+/// worth retrying later, unlike a failing query.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+    )
+}
+
 async fn create_pg_database_if_missing(options: &PgConnectOptions) -> Result<(), sqlx::Error> {
     let Some(name) = options.get_database().map(str::to_owned) else {
         return Ok(());

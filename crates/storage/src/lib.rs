@@ -9,7 +9,7 @@ pub mod inbox;
 mod migrate;
 pub mod outbox;
 
-pub use db::{is_unique_violation, Backend, Db, StorageError, Tx};
+pub use db::{is_unavailable, is_unique_violation, Backend, Db, StorageError, Tx};
 pub use migrate::{migrate, Migration};
 
 /// Runs `$body` with `$conn` bound to the backend-specific connection (or pool) of a `Db` or

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kernel::{Bus, Envelope};
+use kernel::{Bus, BusError, Consumes, Envelope, Shutdown};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -214,6 +214,22 @@ impl Relay {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
+    }
+
+    /// Spawns this relay and `per_topic` competing consumers of `group` on each of `topics`
+    /// ([`kernel::spawn_consumers`]): the workers every service runs. They stop when `shutdown`
+    /// fires. Fails when the bus refuses a subscription.
+    pub async fn spawn_with_consumers(
+        &self,
+        bus: &dyn Bus,
+        group: &str,
+        topics: impl IntoIterator<Item = Consumes>,
+        per_topic: usize,
+        shutdown: &Shutdown,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>, BusError> {
+        let mut handles = vec![tokio::spawn(self.clone().run(shutdown.clone().wait()))];
+        handles.extend(kernel::spawn_consumers(bus, group, topics, per_topic, shutdown).await?);
+        Ok(handles)
     }
 }
 

@@ -1,10 +1,11 @@
 //! Extractors wrapping axum's so that a malformed body, a wrong content type, an oversized body,
 //! a bad query string or a malformed path id comes back as problem+json, never as plain text.
 
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -64,6 +65,51 @@ fn json_problem(rejection: JsonRejection) -> Problem {
             )
         }
         other => Problem::new(other.status(), "SOLICITUD_INVALIDA", other.body_text()),
+    }
+}
+
+/// A JSON body that may be left out entirely (no bytes, or only white space); when present it
+/// must be JSON, with the same problem+json answers as [`Json`].
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    Problem::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "CUERPO_DEMASIADO_GRANDE",
+                        format!("the body exceeds {} bytes", crate::MAX_BODY_BYTES),
+                    )
+                } else {
+                    Problem::new(
+                        rejection.status(),
+                        "SOLICITUD_INVALIDA",
+                        rejection.body_text(),
+                    )
+                }
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        // Rebuilt with its content type so that `Json` judges it exactly as a required body.
+        let mut request = Request::new(axum::body::Body::from(bytes));
+        if let Some(content_type) = content_type {
+            request
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, content_type);
+        }
+        let Json(value) = Json::<T>::from_request(request, state).await?;
+        Ok(OptionalJson(Some(value)))
     }
 }
 

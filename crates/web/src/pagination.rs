@@ -52,6 +52,19 @@ impl PageParams {
             Err(Problem::invalid(errores))
         }
     }
+
+    /// Parses the paging of a list whose other query fields gave `errores`: every bad field,
+    /// paging or not, is reported in one 400.
+    pub fn parse_along(&self, mut errores: Vec<FieldError>) -> Result<PageRequest, Problem> {
+        match self.parse() {
+            Ok(page) if errores.is_empty() => Ok(page),
+            Ok(_) => Err(Problem::invalid(errores)),
+            Err(problem) => {
+                errores.extend(problem.errores);
+                Err(Problem::invalid(errores))
+            }
+        }
+    }
 }
 
 /// One page of a list.

@@ -21,6 +21,17 @@ impl FieldError {
     }
 }
 
+impl From<kernel::FieldIssue> for FieldError {
+    fn from(issue: kernel::FieldIssue) -> Self {
+        FieldError::new(issue.campo, issue.mensaje)
+    }
+}
+
+/// The domain's field issues as they are sent.
+pub fn field_errors(issues: Vec<kernel::FieldIssue>) -> Vec<FieldError> {
+    issues.into_iter().map(FieldError::from).collect()
+}
+
 /// An `application/problem+json` body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Problem {
@@ -81,6 +92,16 @@ impl Problem {
             "SERVICIO_NO_DISPONIBLE",
             "a dependency is unavailable; retry later",
         )
+    }
+
+    /// A failed database call: 503 when the database is out of reach (retry later), else 500.
+    /// Either way the cause is logged, never sent.
+    pub fn database(cause: &sqlx::Error) -> Self {
+        if storage::is_unavailable(cause) {
+            Self::unavailable(cause)
+        } else {
+            Self::internal(cause)
+        }
     }
 
     pub fn status_code(&self) -> StatusCode {

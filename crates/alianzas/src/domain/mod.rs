@@ -18,18 +18,6 @@ pub use values::{
     TipoContrato, TipoPartner, ValueError,
 };
 
-/// One invalid input field, named as on the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldIssue {
-    pub campo: &'static str,
-    pub mensaje: String,
-}
-
-impl FieldIssue {
-    pub fn new(campo: &'static str, mensaje: impl Into<String>) -> Self {
-        Self {
-            campo,
-            mensaje: mensaje.into(),
-        }
-    }
-}
+/// One invalid input field, named as on the wire (the kernel's, so the HTTP edge renders every
+/// context's issues alike).
+pub use kernel::FieldIssue;

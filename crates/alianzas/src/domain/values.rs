@@ -13,6 +13,13 @@ fn invalid(message: impl Into<String>) -> ValueError {
     ValueError(message.into())
 }
 
+/// The shared text rules (`kernel::text`) report in this context's error type.
+impl From<kernel::text::TextError> for ValueError {
+    fn from(error: kernel::text::TextError) -> Self {
+        ValueError(error.0)
+    }
+}
+
 macro_rules! wire_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $wire:literal),+ $(,)? }) => {
         $(#[$meta])*
@@ -143,13 +150,7 @@ impl Condiciones {
     pub const MAX: usize = 10_000;
 
     pub fn parse(raw: Option<&str>) -> Result<Option<Self>, ValueError> {
-        let Some(text) = raw.map(str::trim).filter(|t| !t.is_empty()) else {
-            return Ok(None);
-        };
-        if text.chars().count() > Self::MAX {
-            return Err(invalid(format!("must be at most {} characters", Self::MAX)));
-        }
-        Ok(Some(Self(text.to_owned())))
+        Ok(kernel::text::optional(raw, Self::MAX)?.map(Self))
     }
 
     pub fn as_str(&self) -> &str {
@@ -165,13 +166,7 @@ impl Motivo {
     pub const MAX: usize = 500;
 
     pub fn parse(raw: Option<&str>) -> Result<Option<Self>, ValueError> {
-        let Some(text) = raw.map(str::trim).filter(|t| !t.is_empty()) else {
-            return Ok(None);
-        };
-        if text.chars().count() > Self::MAX {
-            return Err(invalid(format!("must be at most {} characters", Self::MAX)));
-        }
-        Ok(Some(Self(text.to_owned())))
+        Ok(kernel::text::optional(raw, Self::MAX)?.map(Self))
     }
 
     /// A reason produced by this service (e.g. from an incoming event), cut to the limit

@@ -4,18 +4,15 @@
 use std::sync::Arc;
 
 use ::storage::idempotency::StoredResponse;
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use sha2::{Digest, Sha256};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use uuid::Uuid;
-use web::{Json, Page, Path, Problem, Query};
+use web::idempotency;
+use web::{Json, OptionalJson, Page, Path, Problem, Query};
 
-use crate::application::{Accion, IdempotentRequest, Service, Written};
-use crate::domain::{Contrato, FieldIssue};
+use crate::application::{Accion, Service};
+use crate::domain::Contrato;
 use crate::http::dto::{
     ActualizarContratoRequest, ContratoDto, CrearContratoRequest, EventoDto, EventosDto,
     ListarContratosParams, MotivoRequest, ObtenerParams,
@@ -47,7 +44,7 @@ pub async fn crear_contrato(
     Json(body): Json<CrearContratoRequest>,
 ) -> Result<Response, ApiError> {
     let datos = body.parse(kernel::now().date_naive())?;
-    let idempotent = idempotent_request(&headers, "POST /contratos".to_owned(), &body)?;
+    let idempotent = idempotency::request(&headers, "POST /contratos".to_owned(), &body)?;
     let render = |contrato: &Contrato| StoredResponse {
         request_hash: String::new(),
         status: i32::from(StatusCode::CREATED.as_u16()),
@@ -56,70 +53,8 @@ pub async fn crear_contrato(
             .and_then(|dto| serde_json::to_string(&dto).ok())
             .unwrap_or_default(),
     };
-    Ok(
-        match service.crear(datos, idempotent.as_ref(), &render).await? {
-            Written::Done(contrato) => replay(render(&contrato)),
-            Written::Replayed(response) => replay(response),
-        },
-    )
-}
-
-/// The longest `Idempotency-Key` accepted.
-const MAX_IDEMPOTENCY_KEY: usize = 255;
-
-/// Reads the optional `Idempotency-Key` of a request whose body is `body`, scoped to `scope`.
-fn idempotent_request(
-    headers: &HeaderMap,
-    scope: String,
-    body: &impl Serialize,
-) -> Result<Option<IdempotentRequest>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = value
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|key| !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY)
-        .ok_or_else(|| {
-            ApiError::Invalid(vec![FieldIssue::new(
-                "Idempotency-Key",
-                "must be 1 to 255 visible ASCII characters",
-            )])
-        })?;
-    // The DTO's serialization is canonical (fixed field order), so equal requests hash equally
-    // however their JSON was laid out.
-    let canonical =
-        serde_json::to_vec(body).map_err(|error| ApiError::from(Problem::internal(&error)))?;
-    let request_hash = Sha256::digest(&canonical)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    Ok(Some(IdempotentRequest {
-        scope,
-        key: key.to_owned(),
-        request_hash,
-    }))
-}
-
-/// Sends a stored response exactly as it was first sent.
-fn replay(response: StoredResponse) -> Response {
-    let status = u16::try_from(response.status)
-        .ok()
-        .and_then(|status| StatusCode::from_u16(status).ok())
-        .unwrap_or(StatusCode::OK);
-    let mut http = (status, response.body).into_response();
-    http.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Some(location) = response
-        .location
-        .and_then(|l| HeaderValue::from_str(&l).ok())
-    {
-        http.headers_mut().insert(header::LOCATION, location);
-    }
-    http
+    let written = service.crear(datos, idempotent.as_ref(), &render).await?;
+    Ok(idempotency::respond(written, render))
 }
 
 /// The original's `POST /posts/`: creates a contract like `POST /contratos`.
@@ -327,48 +262,4 @@ pub async fn eventos(
         total: items.len() as i64,
         items,
     }))
-}
-
-/// A JSON body that may be left out entirely (no bytes); when present it must be JSON, with
-/// the same problem+json answers as `web::Json`.
-pub struct OptionalJson<T>(pub Option<T>);
-
-impl<T, S> FromRequest<S> for OptionalJson<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = Problem;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    Problem::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "CUERPO_DEMASIADO_GRANDE",
-                        format!("the body exceeds {} bytes", web::MAX_BODY_BYTES),
-                    )
-                } else {
-                    Problem::new(
-                        rejection.status(),
-                        "SOLICITUD_INVALIDA",
-                        rejection.body_text(),
-                    )
-                }
-            })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(OptionalJson(None));
-        }
-        let mut request = Request::new(axum::body::Body::from(bytes));
-        if let Some(content_type) = content_type {
-            request
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, content_type);
-        }
-        let Json(value) = Json::<T>::from_request(request, state).await?;
-        Ok(OptionalJson(Some(value)))
-    }
 }

@@ -2,9 +2,9 @@
 //! values) so that an unknown enum value or a malformed amount is reported per field, and
 //! convert once into domain types; responses are built by hand from the domain.
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use kernel::Amount;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -17,19 +17,9 @@ use crate::domain::{
 use crate::http::error::{field_errors, ApiError};
 use crate::storage::{ContratoFilter, StoredEvent};
 
-/// RFC 3339 in UTC with `Z`, microsecond precision (what the databases keep).
-pub fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
+pub use web::dto::timestamp;
 
-/// Distinguishes a field sent as `null` (`Some(None)`) from an absent one (`None`).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
+use web::dto::{given, present};
 
 /// Collects field issues while parsing a request.
 #[derive(Default)]
@@ -287,37 +277,23 @@ pub struct ListarContratosParams {
 impl ListarContratosParams {
     pub fn parse(&self) -> Result<(ContratoFilter, web::pagination::PageRequest), ApiError> {
         let mut issues = Issues::default();
-        let given = |raw: &Option<String>| {
-            raw.as_deref()
-                .map(str::trim)
-                .filter(|raw| !raw.is_empty())
-                .map(str::to_owned)
-        };
         let filter = ContratoFilter {
             partner_id: given(&self.partner_id).and_then(|raw| {
                 issues.check(
                     "partner_id",
-                    Uuid::parse_str(&raw).map_err(|_| "must be a UUID"),
+                    Uuid::parse_str(raw).map_err(|_| "must be a UUID"),
                 )
             }),
             estado: given(&self.estado)
-                .and_then(|raw| issues.check("estado", EstadoContrato::parse(&raw))),
-            tipo: given(&self.tipo).and_then(|raw| issues.check("tipo", TipoContrato::parse(&raw))),
+                .and_then(|raw| issues.check("estado", EstadoContrato::parse(raw))),
+            tipo: given(&self.tipo).and_then(|raw| issues.check("tipo", TipoContrato::parse(raw))),
         };
         let page = web::PageParams {
             limit: self.limit,
             cursor: self.cursor.clone(),
         }
-        .parse();
-        let mut errores = field_errors(issues.0);
-        match page {
-            Ok(page) if errores.is_empty() => Ok((filter, page)),
-            Ok(_) => Err(web::Problem::invalid(errores).into()),
-            Err(problem) => {
-                errores.extend(problem.errores);
-                Err(web::Problem::invalid(errores).into())
-            }
-        }
+        .parse_along(field_errors(issues.0))?;
+        Ok((filter, page))
     }
 }
 

@@ -30,12 +30,7 @@ impl From<Problem> for ApiError {
     }
 }
 
-pub fn field_errors(issues: Vec<FieldIssue>) -> Vec<FieldError> {
-    issues
-        .into_iter()
-        .map(|issue| FieldError::new(issue.campo, issue.mensaje))
-        .collect()
-}
+pub use web::field_errors;
 
 impl ApiError {
     pub fn into_problem(self) -> Problem {
@@ -72,9 +67,7 @@ fn app_problem(error: AppError) -> Problem {
             detail,
         ),
         AppError::Contention => Problem::unavailable(&error),
-        AppError::Repo(RepoError::Sqlx(
-            ref cause @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed),
-        )) => Problem::unavailable(cause),
+        AppError::Repo(RepoError::Sqlx(ref cause)) => Problem::database(cause),
         AppError::Repo(ref cause) => Problem::internal(cause),
     }
 }

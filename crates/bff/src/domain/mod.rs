@@ -12,21 +12,9 @@ pub use values::{
     Direccion, Email, Nombre, Telefono, Terminos, TerminosError, TipoPartner, ValueError,
 };
 
-/// One invalid input field, named as on the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldIssue {
-    pub campo: &'static str,
-    pub mensaje: String,
-}
-
-impl FieldIssue {
-    pub fn new(campo: &'static str, mensaje: impl Into<String>) -> Self {
-        Self {
-            campo,
-            mensaje: mensaje.into(),
-        }
-    }
-}
+/// One invalid input field, named as on the wire (the kernel's, so the HTTP edge renders every
+/// context's issues alike).
+pub use kernel::FieldIssue;
 
 /// The onboarding form as it arrives: each field raw JSON, so that a field of the wrong JSON
 /// type is reported against its name like any other invalid value.

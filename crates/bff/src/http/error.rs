@@ -4,7 +4,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use web::{FieldError, Problem};
+use web::Problem;
 
 use crate::application::AppError;
 use crate::domain::FieldIssue;
@@ -36,12 +36,7 @@ impl ApiError {
     pub fn into_problem(self) -> Problem {
         match self {
             ApiError::Problem(problem) => *problem,
-            ApiError::Invalid(issues) => Problem::invalid(
-                issues
-                    .into_iter()
-                    .map(|issue| FieldError::new(issue.campo, issue.mensaje))
-                    .collect(),
-            ),
+            ApiError::Invalid(issues) => Problem::invalid(web::field_errors(issues)),
             ApiError::App(error) => app_problem(error),
         }
     }
@@ -81,9 +76,7 @@ fn app_problem(error: AppError) -> Problem {
         AppError::Upstream(ref upstream) => upstream_problem(upstream),
         AppError::Rejected(problem) => *problem,
         AppError::Contention => Problem::unavailable(&error),
-        AppError::Repo(RepoError::Sqlx(
-            ref cause @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed),
-        )) => Problem::unavailable(cause),
+        AppError::Repo(RepoError::Sqlx(ref cause)) => Problem::database(cause),
         AppError::Repo(ref cause) => Problem::internal(cause),
     }
 }

@@ -6,26 +6,21 @@ use std::sync::Arc;
 
 use ::storage::idempotency::StoredResponse;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
+use web::idempotency;
 use web::{Json, Path, Problem};
 
-use crate::application::{IdempotentRequest, Service, Written};
-use crate::domain::{FieldIssue, Onboarding};
+use crate::application::{IdempotentRequest, Service};
+use crate::domain::Onboarding;
 use crate::http::dto::{CrearPartnerRequest, OnboardingIniciado};
 use crate::http::error::ApiError;
 use crate::http::onboarding::status_url;
 use crate::queries::PartnerAgregado;
 
 pub const BASE: &str = "/api/v1/partners";
-const IDEMPOTENCY_HEADER: &str = "idempotency-key";
-
-/// The longest `Idempotency-Key` accepted.
-const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// `value` with every object's keys sorted, so that two bodies that differ only in key order
 /// fingerprint alike whatever map order serde_json was built with.
@@ -46,37 +41,21 @@ fn canonical(value: Value) -> Value {
     }
 }
 
-/// Reads the optional `Idempotency-Key` of a request whose body is `body`, scoped to `scope`.
+/// Reads the optional `Idempotency-Key`. The form holds raw JSON values (`terminos` is any
+/// object), so it is fingerprinted with its keys sorted: equal forms match however they were
+/// laid out.
 fn idempotent_request(
     headers: &HeaderMap,
     scope: String,
-    body: &impl Serialize,
+    body: &CrearPartnerRequest,
 ) -> Result<Option<IdempotentRequest>, ApiError> {
-    let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
+    if headers.get(idempotency::HEADER).is_none() {
         return Ok(None);
-    };
-    let key = value
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|key| !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY)
-        .ok_or_else(|| {
-            ApiError::Invalid(vec![FieldIssue::new(
-                "Idempotency-Key",
-                "must be 1 to 255 visible ASCII characters",
-            )])
-        })?;
+    }
     let canonical = serde_json::to_value(body)
         .map(canonical)
-        .and_then(|value| serde_json::to_vec(&value))
         .map_err(|error| ApiError::from(Problem::internal(&error)))?;
-    let digest = Sha256::digest(&canonical);
-    let request_hash = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-    Ok(Some(IdempotentRequest {
-        scope,
-        key: key.to_owned(),
-        request_hash,
-    }))
+    Ok(idempotency::request(headers, scope, &canonical)?)
 }
 
 /// The 202 of a started onboarding, held as text, as it is stored for idempotent replays.
@@ -88,32 +67,7 @@ fn accepted(onboarding: &Onboarding) -> StoredResponse {
         estado: "INICIADA".to_owned(),
         status_url: location.clone(),
     };
-    StoredResponse {
-        request_hash: String::new(),
-        status: i32::from(StatusCode::ACCEPTED.as_u16()),
-        location: Some(location),
-        body: serde_json::to_string(&body).unwrap_or_default(),
-    }
-}
-
-/// Sends a stored response exactly as it was first sent.
-fn replay(response: StoredResponse) -> Response {
-    let status = u16::try_from(response.status)
-        .ok()
-        .and_then(|status| StatusCode::from_u16(status).ok())
-        .unwrap_or(StatusCode::ACCEPTED);
-    let mut http = (status, response.body).into_response();
-    http.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Some(location) = response
-        .location
-        .and_then(|l| HeaderValue::from_str(&l).ok())
-    {
-        http.headers_mut().insert(header::LOCATION, location);
-    }
-    http
+    idempotency::stored(StatusCode::ACCEPTED, Some(location), &body)
 }
 
 /// Start the onboarding of a partner.
@@ -139,15 +93,12 @@ pub async fn crear_partner(
 ) -> Result<Response, ApiError> {
     let solicitud = body.parse()?;
     let idempotent = idempotent_request(&headers, format!("POST {BASE}"), &body)?;
-    Ok(
-        match service
+    Ok(idempotency::respond(
+        service
             .start_onboarding(solicitud, idempotent.as_ref(), &accepted)
-            .await?
-        {
-            Written::Done(onboarding) => replay(accepted(&onboarding)),
-            Written::Replayed(response) => replay(response),
-        },
-    )
+            .await?,
+        accepted,
+    ))
 }
 
 /// List partners (proxied to integraciones with the same query string).

@@ -15,21 +15,9 @@ pub use reglas::{
 };
 pub use values::{EmailBloqueado, Moneda, Porcentaje, ValueError};
 
-/// One invalid input field, named as on the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldIssue {
-    pub campo: &'static str,
-    pub mensaje: String,
-}
-
-impl FieldIssue {
-    pub fn new(campo: &'static str, mensaje: impl Into<String>) -> Self {
-        Self {
-            campo,
-            mensaje: mensaje.into(),
-        }
-    }
-}
+/// One invalid input field, named as on the wire (the kernel's, so the HTTP edge renders every
+/// context's issues alike).
+pub use kernel::FieldIssue;
 
 /// Contract types as alianzas spells them (DOMAIN §5); a proposed contract must name one.
 pub const TIPOS_CONTRATO: [&str; 5] = ["CPA", "CPL", "CPC", "revshare", "fijo"];

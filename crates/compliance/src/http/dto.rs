@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use kernel::Amount;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -20,17 +20,15 @@ use crate::domain::{
 use crate::http::error::ApiError;
 use crate::storage::CuentaFilter;
 
-/// RFC 3339 in UTC with `Z`, microsecond precision (what the databases keep).
-pub fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
+use web::dto::given;
+pub use web::dto::timestamp;
 
 fn required<'a>(
     campo: &'static str,
     raw: &'a Option<String>,
     issues: &mut Vec<FieldIssue>,
 ) -> Option<&'a str> {
-    match raw.as_deref().map(str::trim).filter(|raw| !raw.is_empty()) {
+    match given(raw) {
         Some(raw) => Some(raw),
         None => {
             issues.push(FieldIssue::new(campo, "is required"));
@@ -314,19 +312,13 @@ pub struct ListarCuentasParams {
 impl ListarCuentasParams {
     pub fn parse(&self) -> Result<(CuentaFilter, web::pagination::PageRequest), ApiError> {
         let mut issues = Vec::new();
-        let present = |raw: &Option<String>| {
-            raw.as_deref()
-                .map(str::trim)
-                .filter(|raw| !raw.is_empty())
-                .map(str::to_owned)
-        };
-        let estado = present(&self.estado).and_then(|raw| {
-            EstadoCuenta::parse(&raw)
+        let estado = given(&self.estado).and_then(|raw| {
+            EstadoCuenta::parse(raw)
                 .map_err(|error| issues.push(FieldIssue::new("estado", error.0)))
                 .ok()
         });
-        let moneda = present(&self.moneda).and_then(|raw| {
-            Moneda::parse(&raw)
+        let moneda = given(&self.moneda).and_then(|raw| {
+            Moneda::parse(raw)
                 .map_err(|error| issues.push(FieldIssue::new("moneda", error.0)))
                 .ok()
         });
@@ -334,16 +326,8 @@ impl ListarCuentasParams {
             limit: self.limit,
             cursor: self.cursor.clone(),
         }
-        .parse();
-        let mut errores = crate::http::error::field_errors(issues);
-        match page {
-            Ok(page) if errores.is_empty() => Ok((CuentaFilter { estado, moneda }, page)),
-            Ok(_) => Err(web::Problem::invalid(errores).into()),
-            Err(problem) => {
-                errores.extend(problem.errores);
-                Err(web::Problem::invalid(errores).into())
-            }
-        }
+        .parse_along(web::field_errors(issues))?;
+        Ok((CuentaFilter { estado, moneda }, page))
     }
 }
 
@@ -464,11 +448,7 @@ pub struct ReporteParams {
 impl ReporteParams {
     pub fn parse(&self) -> Result<Periodo, ApiError> {
         let mut issues = Vec::new();
-        let mut date = |campo, raw: &Option<String>| match raw
-            .as_deref()
-            .map(str::trim)
-            .filter(|raw| !raw.is_empty())
-        {
+        let mut date = |campo, raw: &Option<String>| match given(raw) {
             None => Some(None),
             Some(raw) => date_field(campo, raw, &mut issues).map(Some),
         };

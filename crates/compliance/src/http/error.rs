@@ -2,7 +2,7 @@
 //! each application error gets its status and `codigo` here and nowhere else.
 
 use axum::response::{IntoResponse, Response};
-use web::{FieldError, Problem};
+use web::Problem;
 
 use crate::application::AppError;
 use crate::domain::FieldIssue;
@@ -29,12 +29,7 @@ impl From<Problem> for ApiError {
     }
 }
 
-pub fn field_errors(issues: Vec<FieldIssue>) -> Vec<FieldError> {
-    issues
-        .into_iter()
-        .map(|issue| FieldError::new(issue.campo, issue.mensaje))
-        .collect()
-}
+pub use web::field_errors;
 
 impl ApiError {
     pub fn into_problem(self) -> Problem {
@@ -51,9 +46,7 @@ fn app_problem(error: AppError) -> Problem {
     match error {
         AppError::CuentaNoEncontrada => Problem::not_found("CUENTA_NO_ENCONTRADA", detail),
         AppError::ReglasInvalidas(invalid) => Problem::invalid(field_errors(invalid.0)),
-        AppError::Repo(RepoError::Sqlx(
-            ref cause @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed),
-        )) => Problem::unavailable(cause),
+        AppError::Repo(RepoError::Sqlx(ref cause)) => Problem::database(cause),
         // Only the consumer waits for partners; reaching here is a bug.
         AppError::PartnerAunDesconocido { .. } | AppError::Repo(_) => Problem::internal(&error),
     }

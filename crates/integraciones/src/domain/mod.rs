@@ -14,21 +14,9 @@ pub use values::{
     Comentarios, Descripcion, Direccion, Email, Motivo, Nombre, Telefono, ValueError,
 };
 
-/// One invalid input field, named as on the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldIssue {
-    pub campo: &'static str,
-    pub mensaje: String,
-}
-
-impl FieldIssue {
-    pub fn new(campo: &'static str, mensaje: impl Into<String>) -> Self {
-        Self {
-            campo,
-            mensaje: mensaje.into(),
-        }
-    }
-}
+/// One invalid input field, named as on the wire (the kernel's, so the HTTP edge renders every
+/// context's issues alike).
+pub use kernel::FieldIssue;
 
 /// A partner's raw input as it arrives (HTTP body or `CreatePartner` command).
 #[derive(Debug, Clone, Default)]

@@ -3,13 +3,18 @@
 
 use std::fmt;
 
+use kernel::text::{self, TextError};
+
 /// Why a raw value was refused; the text is shown to the client as the field's `mensaje`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ValueError(pub String);
 
-fn invalid(message: impl Into<String>) -> ValueError {
-    ValueError(message.into())
+/// The shared text rules (`kernel::text`) report in this context's error type.
+impl From<TextError> for ValueError {
+    fn from(error: TextError) -> Self {
+        ValueError(error.0)
+    }
 }
 
 /// A partner or integration name: trimmed, 1 to 255 characters.
@@ -20,14 +25,7 @@ impl Nombre {
     pub const MAX: usize = 255;
 
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err(invalid("is required and cannot be blank"));
-        }
-        if trimmed.chars().count() > Self::MAX {
-            return Err(invalid(format!("must be at most {} characters", Self::MAX)));
-        }
-        Ok(Self(trimmed.to_owned()))
+        Ok(Self(text::required(raw, Self::MAX)?))
     }
 
     pub fn as_str(&self) -> &str {
@@ -41,39 +39,11 @@ impl Nombre {
 pub struct Email(String);
 
 impl Email {
-    /// RFC 5321 limits: 254 for the path, 64 for the local part.
-    pub const MAX: usize = 254;
+    /// The longest address (RFC 5321); `kernel::text::email` holds the rules.
+    pub const MAX: usize = text::EMAIL_MAX;
 
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err(invalid("is required"));
-        }
-        if trimmed.chars().count() > Self::MAX {
-            return Err(invalid(format!("must be at most {} characters", Self::MAX)));
-        }
-        let not_an_address = || invalid("is not a valid e-mail address");
-        if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(not_an_address());
-        }
-        let (local, domain) = trimmed.split_once('@').ok_or_else(not_an_address)?;
-        if local.is_empty() || local.len() > 64 || domain.contains('@') {
-            return Err(not_an_address());
-        }
-        if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
-            return Err(not_an_address());
-        }
-        let labels: Vec<&str> = domain.split('.').collect();
-        let label_ok = |label: &&str| {
-            !label.is_empty()
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
-        };
-        if labels.len() < 2 || !labels.iter().all(label_ok) {
-            return Err(not_an_address());
-        }
-        Ok(Self(trimmed.to_owned()))
+        Ok(Self(text::email(raw)?))
     }
 
     pub fn as_str(&self) -> &str {
@@ -86,17 +56,6 @@ impl Email {
     }
 }
 
-/// Optional free text with a length limit; blank counts as absent.
-fn optional_text(raw: Option<&str>, max: usize) -> Result<Option<String>, ValueError> {
-    match raw.map(str::trim).filter(|text| !text.is_empty()) {
-        None => Ok(None),
-        Some(text) if text.chars().count() > max => {
-            Err(invalid(format!("must be at most {max} characters")))
-        }
-        Some(text) => Ok(Some(text.to_owned())),
-    }
-}
-
 /// A phone number as the partner writes it, at most 50 characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Telefono(String);
@@ -106,7 +65,7 @@ impl Telefono {
 
     /// `None` for an absent or blank value.
     pub fn parse(raw: Option<&str>) -> Result<Option<Self>, ValueError> {
-        Ok(optional_text(raw, Self::MAX)?.map(Self))
+        Ok(text::optional(raw, Self::MAX)?.map(Self))
     }
 
     pub fn as_str(&self) -> &str {
@@ -123,7 +82,7 @@ impl Direccion {
 
     /// `None` for an absent or blank value.
     pub fn parse(raw: Option<&str>) -> Result<Option<Self>, ValueError> {
-        Ok(optional_text(raw, Self::MAX)?.map(Self))
+        Ok(text::optional(raw, Self::MAX)?.map(Self))
     }
 
     pub fn as_str(&self) -> &str {
@@ -139,7 +98,7 @@ impl Descripcion {
     pub const MAX: usize = 2000;
 
     pub fn parse(raw: Option<&str>) -> Result<Option<Self>, ValueError> {
-        Ok(optional_text(raw, Self::MAX)?.map(Self))
+        Ok(text::optional(raw, Self::MAX)?.map(Self))
     }
 
     pub fn as_str(&self) -> &str {
@@ -160,7 +119,7 @@ impl Motivo {
     }
 
     pub fn parse(raw: Option<&str>) -> Result<Option<Self>, ValueError> {
-        Ok(optional_text(raw, Self::MAX)?.map(Self))
+        Ok(text::optional(raw, Self::MAX)?.map(Self))
     }
 
     pub fn as_str(&self) -> &str {
@@ -176,7 +135,7 @@ impl Comentarios {
     pub const MAX: usize = 2000;
 
     pub fn parse(raw: Option<&str>) -> Result<Option<Self>, ValueError> {
-        Ok(optional_text(raw, Self::MAX)?.map(Self))
+        Ok(text::optional(raw, Self::MAX)?.map(Self))
     }
 
     pub fn as_str(&self) -> &str {

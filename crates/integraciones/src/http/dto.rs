@@ -2,8 +2,7 @@
 //! unknown enum value or a blank field is reported per field, and convert once into domain
 //! types; responses are built by hand from the domain (which never derives Serialize).
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -16,19 +15,9 @@ use crate::domain::{
 use crate::http::error::ApiError;
 use crate::storage::PartnerFilter;
 
-/// RFC 3339 in UTC with `Z`, microsecond precision (what the databases keep).
-pub fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
+pub use web::dto::timestamp;
 
-/// Distinguishes a field sent as `null` (`Some(None)`) from an absent one (`None`).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
+use web::dto::present;
 
 /// A JSON object field: absent or `null` is `None`, anything but an object is an issue.
 fn object_field(
@@ -278,10 +267,7 @@ impl ListarPartnersParams {
             parse: fn(&str) -> Result<T, crate::domain::ValueError>,
             issues: &mut Vec<FieldIssue>,
         ) -> Option<T> {
-            let raw = raw
-                .as_deref()
-                .map(str::trim)
-                .filter(|raw| !raw.is_empty())?;
+            let raw = web::dto::given(raw)?;
             parse(raw)
                 .map_err(|error| issues.push(FieldIssue::new(campo, error.0)))
                 .ok()
@@ -301,16 +287,8 @@ impl ListarPartnersParams {
             limit: self.limit,
             cursor: self.cursor.clone(),
         }
-        .parse();
-        let mut errores = crate::http::error::field_errors(issues);
-        match page {
-            Ok(page) if errores.is_empty() => Ok((partner_filter, page)),
-            Ok(_) => Err(web::Problem::invalid(errores).into()),
-            Err(problem) => {
-                errores.extend(problem.errores);
-                Err(web::Problem::invalid(errores).into())
-            }
-        }
+        .parse_along(web::field_errors(issues))?;
+        Ok((partner_filter, page))
     }
 }
 

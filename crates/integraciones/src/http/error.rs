@@ -45,12 +45,7 @@ pub fn invalid_problem(codigo: &str, issues: Vec<FieldError>) -> Problem {
     problem
 }
 
-pub fn field_errors(issues: Vec<FieldIssue>) -> Vec<FieldError> {
-    issues
-        .into_iter()
-        .map(|issue| FieldError::new(issue.campo, issue.mensaje))
-        .collect()
-}
+pub use web::field_errors;
 
 impl ApiError {
     pub fn invalid(issues: Vec<FieldIssue>) -> Self {
@@ -92,9 +87,7 @@ fn app_problem(error: AppError) -> Problem {
             Problem::new(StatusCode::GONE, "INTEGRACION_YA_REVOCADA", detail)
         }
         AppError::Contention => Problem::unavailable(&error),
-        AppError::Repo(RepoError::Sqlx(
-            ref cause @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed),
-        )) => Problem::unavailable(cause),
+        AppError::Repo(RepoError::Sqlx(ref cause)) => Problem::database(cause),
         AppError::Repo(ref cause) => Problem::internal(cause),
     }
 }

@@ -4,19 +4,14 @@
 
 use std::sync::Arc;
 
-use ::storage::idempotency::StoredResponse;
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use sha2::{Digest, Sha256};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use uuid::Uuid;
-use web::{Json, Page, Path, Problem, Query};
+use web::idempotency::{self, stored};
+use web::{Json, OptionalJson, Page, Path, Problem, Query};
 
-use crate::application::{IdempotentRequest, Service, Written};
-use crate::domain::FieldIssue;
+use crate::application::Service;
 use crate::http::dto::{
     ActualizarPartnerRequest, CrearIntegracionRequest, CrearPartnerRequest, IntegracionDto,
     KycRequest, ListarPartnersParams, PartnerDto, PartnerEliminadoDto, RevocarRequest,
@@ -24,74 +19,6 @@ use crate::http::dto::{
 use crate::http::error::ApiError;
 
 pub const BASE: &str = "/api/v1/partners";
-const IDEMPOTENCY_HEADER: &str = "idempotency-key";
-
-/// The longest `Idempotency-Key` accepted.
-const MAX_IDEMPOTENCY_KEY: usize = 255;
-
-/// Reads the optional `Idempotency-Key` of a request whose body is `body`, scoped to `scope`.
-fn idempotent_request(
-    headers: &HeaderMap,
-    scope: String,
-    body: &impl Serialize,
-) -> Result<Option<IdempotentRequest>, ApiError> {
-    let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
-        return Ok(None);
-    };
-    let key = value
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|key| !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY)
-        .ok_or_else(|| {
-            ApiError::invalid(vec![FieldIssue::new(
-                "Idempotency-Key",
-                "must be 1 to 255 visible ASCII characters",
-            )])
-        })?;
-    // The DTO's serialization is canonical (fixed field order), so equal requests hash equally
-    // however their JSON was laid out.
-    let canonical =
-        serde_json::to_vec(body).map_err(|error| ApiError::from(Problem::internal(&error)))?;
-    let digest = Sha256::digest(&canonical);
-    let request_hash = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-    Ok(Some(IdempotentRequest {
-        scope,
-        key: key.to_owned(),
-        request_hash,
-    }))
-}
-
-/// A JSON response held as text, as it is stored for idempotent replays.
-fn stored(status: StatusCode, location: Option<String>, body: &impl Serialize) -> StoredResponse {
-    StoredResponse {
-        request_hash: String::new(),
-        status: i32::from(status.as_u16()),
-        location,
-        body: serde_json::to_string(body).unwrap_or_default(),
-    }
-}
-
-/// Sends a stored response exactly as it was first sent.
-fn replay(response: StoredResponse) -> Response {
-    let status = u16::try_from(response.status)
-        .ok()
-        .and_then(|status| StatusCode::from_u16(status).ok())
-        .unwrap_or(StatusCode::OK);
-    let mut http = (status, response.body).into_response();
-    http.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Some(location) = response
-        .location
-        .and_then(|l| HeaderValue::from_str(&l).ok())
-    {
-        http.headers_mut().insert(header::LOCATION, location);
-    }
-    http
-}
-
 fn partner_location(partner_id: Uuid) -> String {
     format!("{BASE}/{partner_id}")
 }
@@ -116,7 +43,7 @@ pub async fn crear_partner(
     Json(body): Json<CrearPartnerRequest>,
 ) -> Result<Response, ApiError> {
     let datos = body.parse()?;
-    let idempotent = idempotent_request(&headers, format!("POST {BASE}"), &body)?;
+    let idempotent = idempotency::request(&headers, format!("POST {BASE}"), &body)?;
     let render = |partner: &crate::domain::Partner| {
         stored(
             StatusCode::CREATED,
@@ -124,15 +51,10 @@ pub async fn crear_partner(
             &PartnerDto::detail(partner),
         )
     };
-    Ok(
-        match service
-            .create_partner(datos, idempotent.as_ref(), &render)
-            .await?
-        {
-            Written::Done(partner) => replay(render(&partner)),
-            Written::Replayed(response) => replay(response),
-        },
-    )
+    let written = service
+        .create_partner(datos, idempotent.as_ref(), &render)
+        .await?;
+    Ok(idempotency::respond(written, render))
 }
 
 /// List partners.
@@ -280,7 +202,7 @@ pub async fn crear_integracion(
 ) -> Result<Response, ApiError> {
     let datos = body.parse()?;
     let scope = format!("POST {BASE}/{partner_id}/integraciones");
-    let idempotent = idempotent_request(&headers, scope, &body)?;
+    let idempotent = idempotency::request(&headers, scope, &body)?;
     let render = |integracion: &crate::domain::Integracion| {
         stored(
             StatusCode::CREATED,
@@ -288,15 +210,10 @@ pub async fn crear_integracion(
             &IntegracionDto::from(integracion),
         )
     };
-    Ok(
-        match service
-            .add_integracion(partner_id, datos, idempotent.as_ref(), &render)
-            .await?
-        {
-            Written::Done(integracion) => replay(render(&integracion)),
-            Written::Replayed(response) => replay(response),
-        },
-    )
+    let written = service
+        .add_integracion(partner_id, datos, idempotent.as_ref(), &render)
+        .await?;
+    Ok(idempotency::respond(written, render))
 }
 
 /// Revoke an integration by its id.
@@ -347,48 +264,4 @@ pub async fn revocar_integracion_de_partner(
         .revoke_integracion(Some(partner_id), integracion_id, motivo)
         .await?;
     Ok(Json(IntegracionDto::from(&integracion)))
-}
-
-/// A JSON body that may be left out entirely (no bytes); when present it must be JSON, with
-/// the same problem+json answers as `web::Json`.
-pub struct OptionalJson<T>(pub Option<T>);
-
-impl<T, S> FromRequest<S> for OptionalJson<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = Problem;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    Problem::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "CUERPO_DEMASIADO_GRANDE",
-                        format!("the body exceeds {} bytes", web::MAX_BODY_BYTES),
-                    )
-                } else {
-                    Problem::new(
-                        rejection.status(),
-                        "SOLICITUD_INVALIDA",
-                        rejection.body_text(),
-                    )
-                }
-            })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(OptionalJson(None));
-        }
-        let mut request = Request::new(axum::body::Body::from(bytes));
-        if let Some(content_type) = content_type {
-            request
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, content_type);
-        }
-        let Json(value) = Json::<T>::from_request(request, state).await?;
-        Ok(OptionalJson(Some(value)))
-    }
 }

@@ -2,7 +2,6 @@
 //! state is reported per field and converted once into domain types; responses are built by
 //! hand from the stored saga (the domain never derives Serialize).
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -17,10 +16,7 @@ use crate::storage::{LogEntry, SagaFilter, StoredSaga};
 /// The longest review comment accepted.
 pub const MAX_COMENTARIOS: usize = 2000;
 
-/// RFC 3339 in UTC with `Z`, microsecond precision (what the databases keep).
-pub fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
+pub use web::dto::timestamp;
 
 /// A saga's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -228,24 +224,14 @@ impl ListarSagasParams {
             limit: self.limit,
             cursor: self.cursor.clone(),
         }
-        .parse();
-        let page = match page {
-            Ok(page) => Some(page),
-            Err(problem) => {
-                errores.extend(problem.errores);
-                None
-            }
-        };
-        match page {
-            Some(page) if errores.is_empty() => Ok((
-                SagaFilter {
-                    estado,
-                    partner_id,
-                    onboarding_id,
-                },
-                page,
-            )),
-            _ => Err(ApiError::invalid(errores)),
-        }
+        .parse_along(errores)?;
+        Ok((
+            SagaFilter {
+                estado,
+                partner_id,
+                onboarding_id,
+            },
+            page,
+        ))
     }
 }

@@ -50,9 +50,7 @@ fn app_problem(error: AppError) -> Problem {
         }
         // Only consumers meet these; over HTTP they mean "busy, try again".
         AppError::Contention | AppError::NotYetKnown(_) => Problem::unavailable(&error),
-        AppError::Repo(RepoError::Sqlx(
-            ref cause @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed),
-        )) => Problem::unavailable(cause),
+        AppError::Repo(RepoError::Sqlx(ref cause)) => Problem::database(cause),
         AppError::Repo(ref cause) => Problem::internal(cause),
     }
 }

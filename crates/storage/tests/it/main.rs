@@ -3,44 +3,35 @@
 
 mod suite;
 
-use storage::Db;
+use testkit::db::Schema;
 
-/// A fresh SQLite database in a temp dir (kept alive by the returned guard).
-async fn sqlite() -> (Db, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("test.db").display());
-    let db = Db::connect(&url).await.unwrap();
-    db.migrate_with("test", &[]).await.unwrap();
-    (db, dir)
-}
-
-/// A fresh PostgreSQL database. PostgreSQL must be running: this fails, never skips.
-async fn postgres() -> Db {
-    let url = testkit::postgres::fresh_database_url("storage");
-    let db = Db::connect(&url)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL must be reachable for this suite ({url}): {e}"));
-    db.migrate_with("test", &[]).await.unwrap();
-    db
-}
+/// The storage tables only: outbox, inbox, idempotency keys and the migration ledger.
+const SCHEMA: Schema = Schema {
+    component: "test",
+    migrations: &[],
+};
 
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite_backend {
+            use testkit::db::TestDb;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let (db, _dir) = crate::sqlite().await;
-                    crate::suite::$name(db).await;
+                    // Held so that the directory outlives the database.
+                    let test_db = TestDb::sqlite(crate::SCHEMA).await;
+                    crate::suite::$name(test_db.db.clone()).await;
                 }
             )*
         }
         mod postgres_backend {
+            use testkit::db::TestDb;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let db = crate::postgres().await;
-                    crate::suite::$name(db).await;
+                    // Not dropped afterwards: this suite has never cleaned up on PostgreSQL.
+                    let test_db = TestDb::postgres(crate::SCHEMA).await;
+                    crate::suite::$name(test_db.db.clone()).await;
                 }
             )*
         }
