@@ -11,9 +11,10 @@ use kernel::{Bus, Envelope, EnvelopeContext, HandlerError, IntegrationEvent};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{
-    eventually, next_matching, spawn_app, spawn_app_on_postgres, spawn_app_with, TestApp,
-};
+use testkit::bus::next_matching;
+use testkit::{eventually, DEADLINE};
+
+use crate::helpers::{spawn_app, spawn_app_on_postgres, spawn_app_with, TestApp};
 
 fn partner_creado(tipo: &str, terminos: Option<Value>) -> PartnerCreado {
     PartnerCreado {
@@ -50,10 +51,14 @@ async fn contratos_of(app: &TestApp, partner_id: Uuid) -> Value {
 }
 
 async fn wait_for_estado(app: &TestApp, id: &str, estado: &str) -> Value {
-    eventually(&format!("contract {id} to be {estado}"), || async {
-        let (_, body) = app.get_json(&format!("/contratos/{id}")).await;
-        (body["estado"] == estado).then_some(body)
-    })
+    eventually(
+        DEADLINE,
+        &format!("contract {id} to be {estado}"),
+        || async {
+            let (_, body) = app.get_json(&format!("/contratos/{id}")).await;
+            (body["estado"] == estado).then_some(body)
+        },
+    )
     .await
 }
 
@@ -113,6 +118,7 @@ async fn partner_creado_twice_creates_one_contract_from_the_template() {
     assert_eq!(contrato["partner_id"], partner.partner_id.to_string());
 
     eventually(
+        DEADLINE,
         "the copies to be handled and the outbox drained",
         || async {
             let handled = storage::inbox::contains(app.service.db(), "alianzas", first.id)
@@ -251,7 +257,7 @@ async fn a_rejection_and_its_review_request_put_it_in_review_once_and_approval_a
     )
     .await;
     wait_for_estado(&app, &id, "en_revision").await;
-    eventually("the review request to be handled", || async {
+    eventually(DEADLINE, "the review request to be handled", || async {
         storage::inbox::contains(app.service.db(), "alianzas", review.id)
             .await
             .unwrap()

@@ -14,7 +14,10 @@ use chrono::NaiveDate;
 use storage::Db;
 use uuid::Uuid;
 
-use crate::helpers::TestDb;
+use testkit::db::TestDb;
+use testkit::{eventually, DEADLINE};
+
+use crate::helpers::SCHEMA;
 
 fn nuevo(partner_id: Uuid, tipo: TipoContrato) -> NuevoContrato {
     NuevoContrato {
@@ -408,7 +411,7 @@ async fn concurrent_writers_at_the_same_version_get_one_success_and_one_conflict
 /// stops the second one.
 #[tokio::test]
 async fn postgres_primary_key_stops_a_writer_that_passed_the_version_check() {
-    let test_db = TestDb::postgres().await;
+    let test_db = TestDb::postgres(SCHEMA).await;
     let db = test_db.db.clone();
     let contrato = busy_contract(&db, 1, 50).await;
     let events = contrato.suspender(None).unwrap();
@@ -426,7 +429,7 @@ async fn postgres_primary_key_stops_a_writer_that_passed_the_version_check() {
         })
     };
     // The second writer reads version 2 (the first is uncommitted) and blocks on the key.
-    crate::helpers::eventually("the second writer to wait on the key", || async {
+    eventually(DEADLINE, "the second writer to wait on the key", || async {
         let waiting: i64 = storage::with_db!(&db, conn => sqlx::query_scalar(
             "SELECT COUNT(*) FROM pg_stat_activity
              WHERE datname = current_database() AND wait_event_type = 'Lock'",
@@ -446,32 +449,8 @@ async fn postgres_primary_key_stops_a_writer_that_passed_the_version_check() {
     test_db.cleanup().await;
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let test_db = crate::helpers::TestDb::sqlite().await;
-                    super::$name(&test_db.db).await;
-                    test_db.cleanup().await;
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let test_db = crate::helpers::TestDb::postgres().await;
-                    super::$name(&test_db.db).await;
-                    test_db.cleanup().await;
-                }
-            )+
-        }
-    };
-}
-
-on_both_backends!(
+testkit::on_both_backends!(
+    crate::helpers::SCHEMA;
     an_append_at_a_stale_version_is_a_conflict,
     a_snapshot_is_taken_every_n_events_and_loading_equals_replay,
     a_stored_v1_contrato_creado_is_upcast_on_read,

@@ -6,37 +6,10 @@ use contracts::topics;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{contrato_body, next_matching, spawn_app, spawn_app_on_postgres, TestApp};
+use testkit::bus::next_matching;
+use testkit::http::{campos, expect_problem};
 
-const PROBLEM_JSON: &str = "application/problem+json";
-
-/// Asserts a problem+json answer with `status` and `codigo`; returns its body.
-async fn expect_problem(response: reqwest::Response, status: u16, codigo: &str) -> Value {
-    assert_eq!(response.status().as_u16(), status);
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    assert_eq!(content_type, PROBLEM_JSON);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["codigo"], codigo, "{body}");
-    assert_eq!(body["status"], status);
-    body
-}
-
-fn campos(problem: &Value) -> Vec<String> {
-    problem["errores"]
-        .as_array()
-        .map(|errores| {
-            errores
-                .iter()
-                .map(|e| e["campo"].as_str().unwrap_or_default().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use crate::helpers::{contrato_body, spawn_app, spawn_app_on_postgres, TestApp};
 
 async fn post(app: &TestApp, path: &str, body: Value) -> reqwest::Response {
     app.client

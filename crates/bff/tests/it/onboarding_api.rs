@@ -7,9 +7,12 @@ use contracts::topics;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use testkit::bus::next_matching;
+use testkit::db::TestDb;
+use testkit::http::{campos, expect_problem};
+
 use crate::helpers::{
-    campos, expect_problem, next_matching, onboarding_count, outbox_rows, spawn_app, spawn_app_on,
-    unused_upstreams, TestDb,
+    onboarding_count, outbox_rows, spawn_app, spawn_app_on, unused_upstreams, SCHEMA,
 };
 
 fn form(email: &str) -> Value {
@@ -152,7 +155,7 @@ async fn an_accepted_onboarding_answers_202_and_writes_its_command_to_the_outbox
 
 #[tokio::test]
 async fn the_relay_publishes_create_partner_with_the_saga_id_on_the_bus() {
-    let app = spawn_app_on(TestDb::sqlite().await, unused_upstreams(), true).await;
+    let app = spawn_app_on(TestDb::sqlite(SCHEMA).await, unused_upstreams(), true).await;
     let mut commands = app.observe(topics::CREATE_PARTNER).await;
     let response = app
         .client

@@ -10,9 +10,10 @@ use serde_json::{json, Value};
 use storage::Db;
 use uuid::Uuid;
 
-use crate::helpers::{
-    expect_problem, onboarding_count, outbox_rows, spawn_app_on, unused_upstreams, TestDb,
-};
+use testkit::db::TestDb;
+use testkit::http::expect_problem;
+
+use crate::helpers::{onboarding_count, outbox_rows, spawn_app_on, unused_upstreams, SCHEMA};
 
 fn solicitud(email: &str, terminos: Option<Value>) -> SolicitudPartner {
     let nombre = json!("Ana");
@@ -118,14 +119,14 @@ async fn run_suite(db: &Db) {
 
 #[tokio::test]
 async fn the_repository_on_sqlite() {
-    let test_db = TestDb::sqlite().await;
+    let test_db = TestDb::sqlite(SCHEMA).await;
     run_suite(&test_db.db).await;
     test_db.cleanup().await;
 }
 
 #[tokio::test]
 async fn the_repository_on_postgres() {
-    let test_db = TestDb::postgres().await;
+    let test_db = TestDb::postgres(SCHEMA).await;
     run_suite(&test_db.db).await;
     test_db.cleanup().await;
 }
@@ -166,10 +167,10 @@ async fn the_write_over_http(test_db: TestDb) {
 
 #[tokio::test]
 async fn the_write_over_http_on_sqlite() {
-    the_write_over_http(TestDb::sqlite().await).await;
+    the_write_over_http(TestDb::sqlite(SCHEMA).await).await;
 }
 
 #[tokio::test]
 async fn the_write_over_http_on_postgres() {
-    the_write_over_http(TestDb::postgres().await).await;
+    the_write_over_http(TestDb::postgres(SCHEMA).await).await;
 }

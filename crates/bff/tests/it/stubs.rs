@@ -15,14 +15,7 @@ use uuid::Uuid;
 /// Serves `router` on a free local port; returns its base URL. The server lives as long as
 /// the test's runtime.
 pub async fn serve(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind stub");
-    let address = listener.local_addr().expect("stub address");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    format!("http://{address}")
+    testkit::http::serve(router, std::future::pending()).await
 }
 
 /// A base URL where nothing listens: the port was free a moment ago and is released.

@@ -3,13 +3,16 @@
 //! and every way an upstream can fail: 500 → 502, silence → 504, nothing listening → 502,
 //! its own 4xx passed through. Never a 200 on failure.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bff::BffConfig;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{expect_problem, spawn_app, TestApp};
+use testkit::http::expect_problem;
+
+use crate::helpers::{spawn_app, TestApp};
 use crate::stubs::{
     alianzas, failing, hanging, integraciones, serve, unreachable_url, Canned, SagaCanned,
     Upstreams,
@@ -30,11 +33,28 @@ fn form() -> Value {
     json!({"nombre": "Ana", "email": "ana@example.com", "tipo": "INFLUENCER"})
 }
 
-#[tokio::test]
-async fn a_partner_is_aggregated_with_contracts_account_and_saga() {
-    let canned = Canned::new(SagaCanned::Completada, true);
+/// Canned data for one partner and a BFF whose three upstreams serve it.
+async fn app_over_healthy_upstreams(saga: SagaCanned, cuenta: bool) -> (Arc<Canned>, TestApp) {
+    let canned = Canned::new(saga, cuenta);
     let upstreams = Upstreams::healthy(&canned).await;
     let app = spawn_app(upstreams.config()).await;
+    (canned, app)
+}
+
+/// Asserts that the partner's aggregated detail is the problem `status` with `codigo`.
+async fn expect_detail_problem(app: &TestApp, partner_id: Uuid, status: u16, codigo: &str) {
+    expect_problem(partner_detail(app, partner_id).await, status, codigo).await;
+}
+
+/// Starts an onboarding and asserts that its status is the problem `status` with `codigo`.
+async fn expect_status_problem(app: &TestApp, status: u16, codigo: &str) {
+    let onboarding = app.start_onboarding(&form()).await;
+    expect_problem(status_of(app, &onboarding).await, status, codigo).await;
+}
+
+#[tokio::test]
+async fn a_partner_is_aggregated_with_contracts_account_and_saga() {
+    let (canned, app) = app_over_healthy_upstreams(SagaCanned::Completada, true).await;
     let response = partner_detail(&app, canned.partner_id).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
@@ -54,9 +74,7 @@ async fn a_partner_is_aggregated_with_contracts_account_and_saga() {
 
 #[tokio::test]
 async fn a_partner_without_account_or_saga_has_nulls() {
-    let canned = Canned::new(SagaCanned::Missing, false);
-    let upstreams = Upstreams::healthy(&canned).await;
-    let app = spawn_app(upstreams.config()).await;
+    let (canned, app) = app_over_healthy_upstreams(SagaCanned::Missing, false).await;
     let body: Value = partner_detail(&app, canned.partner_id)
         .await
         .json()
@@ -85,9 +103,7 @@ async fn an_unknown_partner_is_404_even_when_other_services_fail() {
 
 #[tokio::test]
 async fn the_list_is_proxied_with_its_query_string_and_upstream_4xx_passed_through() {
-    let canned = Canned::new(SagaCanned::Completada, true);
-    let upstreams = Upstreams::healthy(&canned).await;
-    let app = spawn_app(upstreams.config()).await;
+    let (canned, app) = app_over_healthy_upstreams(SagaCanned::Completada, true).await;
 
     let response = app
         .get("/api/v1/partners?tipo=INFLUENCER&q=ana%20p&limit=10")
@@ -114,12 +130,7 @@ async fn an_upstream_500_is_a_502_problem() {
     let app = spawn_app(BffConfig::new(&broken, &broken, &broken)).await;
     let problem = expect_problem(app.get("/api/v1/partners").await, 502, "UPSTREAM_ERROR").await;
     assert!(!problem["detail"].as_str().unwrap().contains("stack trace"));
-    expect_problem(
-        partner_detail(&app, canned.partner_id).await,
-        502,
-        "UPSTREAM_ERROR",
-    )
-    .await;
+    expect_detail_problem(&app, canned.partner_id, 502, "UPSTREAM_ERROR").await;
     app.cleanup().await;
 
     // Only the account service failing still fails the aggregate.
@@ -130,12 +141,7 @@ async fn an_upstream_500_is_a_502_problem() {
         &broken,
     ))
     .await;
-    expect_problem(
-        partner_detail(&app, canned.partner_id).await,
-        502,
-        "UPSTREAM_ERROR",
-    )
-    .await;
+    expect_detail_problem(&app, canned.partner_id, 502, "UPSTREAM_ERROR").await;
     app.cleanup().await;
 }
 
@@ -150,12 +156,7 @@ async fn an_upstream_that_never_answers_is_a_504_within_the_timeout() {
 
     let started = Instant::now();
     expect_problem(app.get("/api/v1/partners").await, 504, "UPSTREAM_TIMEOUT").await;
-    expect_problem(
-        partner_detail(&app, canned.partner_id).await,
-        504,
-        "UPSTREAM_TIMEOUT",
-    )
-    .await;
+    expect_detail_problem(&app, canned.partner_id, 504, "UPSTREAM_TIMEOUT").await;
     // Both calls waited about the timeout each, not the client's own patience.
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -168,12 +169,7 @@ async fn an_upstream_that_never_answers_is_a_504_within_the_timeout() {
     let config = BffConfig::new(&healthy.integraciones, &silent, &healthy.compliance)
         .with_upstream_timeout(SHORT);
     let app = spawn_app(config).await;
-    expect_problem(
-        partner_detail(&app, canned.partner_id).await,
-        504,
-        "UPSTREAM_TIMEOUT",
-    )
-    .await;
+    expect_detail_problem(&app, canned.partner_id, 504, "UPSTREAM_TIMEOUT").await;
     app.cleanup().await;
 }
 
@@ -183,22 +179,14 @@ async fn an_unreachable_upstream_is_a_502() {
     let nowhere = unreachable_url();
     let app = spawn_app(BffConfig::new(&nowhere, &nowhere, &nowhere)).await;
     expect_problem(app.get("/api/v1/partners").await, 502, "UPSTREAM_ERROR").await;
-    expect_problem(
-        partner_detail(&app, canned.partner_id).await,
-        502,
-        "UPSTREAM_ERROR",
-    )
-    .await;
-    let onboarding = app.start_onboarding(&form()).await;
-    expect_problem(status_of(&app, &onboarding).await, 502, "UPSTREAM_ERROR").await;
+    expect_detail_problem(&app, canned.partner_id, 502, "UPSTREAM_ERROR").await;
+    expect_status_problem(&app, 502, "UPSTREAM_ERROR").await;
     app.cleanup().await;
 }
 
 #[tokio::test]
 async fn an_onboarding_the_saga_log_has_not_recorded_is_iniciada() {
-    let canned = Canned::new(SagaCanned::Missing, false);
-    let upstreams = Upstreams::healthy(&canned).await;
-    let app = spawn_app(upstreams.config()).await;
+    let (_canned, app) = app_over_healthy_upstreams(SagaCanned::Missing, false).await;
     let onboarding = app.start_onboarding(&form()).await;
     let response = status_of(&app, &onboarding).await;
     assert_eq!(response.status(), 200);
@@ -226,9 +214,7 @@ async fn an_onboarding_the_saga_log_has_not_recorded_is_iniciada() {
 
 #[tokio::test]
 async fn a_completed_onboarding_shows_partner_contract_approval_account_and_timeline() {
-    let canned = Canned::new(SagaCanned::Completada, true);
-    let upstreams = Upstreams::healthy(&canned).await;
-    let app = spawn_app(upstreams.config()).await;
+    let (canned, app) = app_over_healthy_upstreams(SagaCanned::Completada, true).await;
     let onboarding = app.start_onboarding(&form()).await;
     let body: Value = status_of(&app, &onboarding).await.json().await.unwrap();
     assert_eq!(body["saga_id"], onboarding["saga_id"]);
@@ -276,9 +262,7 @@ async fn a_completed_onboarding_shows_partner_contract_approval_account_and_time
 
 #[tokio::test]
 async fn a_rejected_contract_shows_the_failed_rule_and_no_account() {
-    let canned = Canned::new(SagaCanned::PendienteRevision, false);
-    let upstreams = Upstreams::healthy(&canned).await;
-    let app = spawn_app(upstreams.config()).await;
+    let (canned, app) = app_over_healthy_upstreams(SagaCanned::PendienteRevision, false).await;
     let onboarding = app.start_onboarding(&form()).await;
     let body: Value = status_of(&app, &onboarding).await.json().await.unwrap();
     assert_eq!(body["estado"], "PENDIENTE_REVISION");
@@ -304,21 +288,18 @@ async fn a_silent_or_failing_saga_log_fails_the_status_honestly() {
     let nowhere = unreachable_url();
     let app =
         spawn_app(BffConfig::new(&nowhere, &silent, &nowhere).with_upstream_timeout(SHORT)).await;
-    let onboarding = app.start_onboarding(&form()).await;
-    expect_problem(status_of(&app, &onboarding).await, 504, "UPSTREAM_TIMEOUT").await;
+    expect_status_problem(&app, 504, "UPSTREAM_TIMEOUT").await;
     app.cleanup().await;
 
     let broken = serve(failing()).await;
     let app = spawn_app(BffConfig::new(&nowhere, &broken, &nowhere)).await;
-    let onboarding = app.start_onboarding(&form()).await;
-    expect_problem(status_of(&app, &onboarding).await, 502, "UPSTREAM_ERROR").await;
+    expect_status_problem(&app, 502, "UPSTREAM_ERROR").await;
     app.cleanup().await;
 
     // The saga log answers, but the account service is down: still no 200.
     let canned = Canned::new(SagaCanned::Completada, true);
     let alianzas = serve(alianzas(canned.clone())).await;
     let app = spawn_app(BffConfig::new(&nowhere, &alianzas, &broken)).await;
-    let onboarding = app.start_onboarding(&form()).await;
-    expect_problem(status_of(&app, &onboarding).await, 502, "UPSTREAM_ERROR").await;
+    expect_status_problem(&app, 502, "UPSTREAM_ERROR").await;
     app.cleanup().await;
 }

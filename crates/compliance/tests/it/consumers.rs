@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use compliance::storage as repo;
 use compliance::ComplianceConfig;
+use contracts::contratos::ContratoCreado;
 use contracts::sagas::{RevisionAprobada, RevisionRechazada};
 use contracts::topics;
 use kernel::{Envelope, EnvelopeContext, HandlerError};
@@ -14,10 +15,60 @@ use reqwest::Method;
 use serde_json::json;
 use uuid::Uuid;
 
+use testkit::bus::next_matching;
+use testkit::db::TestDb;
+use testkit::{eventually, DEADLINE};
+
 use crate::helpers::{
-    contrato, eventually, in_saga, next_matching, partner_creado, spawn_app, spawn_app_on,
-    spawn_app_with, spawn_duplicating_app, TestDb,
+    contrato, in_saga, partner_creado, spawn_app, spawn_app_on, spawn_app_with,
+    spawn_duplicating_app, TestApp, SCHEMA,
 };
+
+/// Publishes `event` as alianzas does, inside a saga; returns its envelope.
+async fn submit(app: &TestApp, event: &ContratoCreado) -> Envelope {
+    let envelope = in_saga(event);
+    app.publish(topics::CONTRACT_CREATED, &envelope).await;
+    envelope
+}
+
+/// Takes the outcome (approval or rejection) of `event`'s contract.
+fn decides(event: &ContratoCreado) -> impl Fn(&Envelope) -> bool + '_ {
+    move |outcome| outcome.data["contrato_id"] == event.contrato_id.to_string()
+}
+
+/// The saga log's approval of `event`'s contract after a review.
+fn revision_aprobada(event: &ContratoCreado, comentarios: Option<&str>) -> Envelope {
+    Envelope::wrap(
+        "sagas",
+        &RevisionAprobada {
+            saga_id: Uuid::now_v7(),
+            contrato_id: event.contrato_id,
+            partner_id: event.partner_id,
+            comentarios: comentarios.map(Into::into),
+        },
+        EnvelopeContext::default(),
+    )
+}
+
+/// Hands the partner's `PartnerCreado` to its handler twice, as a redelivery would.
+async fn partner_delivered_twice(app: &TestApp, partner_id: Uuid, email: &str) {
+    let partner = partner_creado(partner_id, email);
+    let partners = app.service.partner_creado_handler();
+    partners.handle(&partner).await.unwrap();
+    partners.handle(&partner).await.unwrap();
+}
+
+/// Hands `event` to the contract handler twice under one event id, then re-sends the same
+/// contract under a new event id; returns the first envelope.
+async fn contract_delivered_twice_and_resent(app: &TestApp, event: &ContratoCreado) -> Envelope {
+    let contratos = app.service.contrato_creado_handler();
+    let envelope = in_saga(event);
+    contratos.handle(&envelope).await.unwrap();
+    contratos.handle(&envelope).await.unwrap();
+    // The same contract re-sent under a new event id is already decided.
+    contratos.handle(&in_saga(event)).await.unwrap();
+    envelope
+}
 
 async fn account_estado(db: &storage::Db, partner_id: Uuid) -> Option<String> {
     repo::find_account(db, partner_id)
@@ -36,20 +87,16 @@ async fn a_contract_for_a_known_partner_is_approved_and_its_account_opened() {
         &partner_creado(partner_id, "ana@example.com"),
     )
     .await;
-    eventually("the partner to be known", || async {
+    eventually(DEADLINE, "the partner to be known", || async {
         repo::find_known_partner(app.db(), partner_id)
             .await
             .unwrap()
     })
     .await;
     let event = contrato(partner_id, "1500.00", "EUR");
-    let envelope = in_saga(&event);
-    app.publish(topics::CONTRACT_CREATED, &envelope).await;
+    let envelope = submit(&app, &event).await;
 
-    let outcome = next_matching(&mut aprobados, "ContratoAprobado", |e| {
-        e.data["contrato_id"] == event.contrato_id.to_string()
-    })
-    .await;
+    let outcome = next_matching(&mut aprobados, "ContratoAprobado", decides(&event)).await;
     assert_eq!(outcome.event_type, "ContratoAprobado");
     assert_eq!(outcome.source, "/alpes/compliance");
     assert_eq!(outcome.sagaid, envelope.sagaid, "the saga id propagates");
@@ -90,13 +137,9 @@ async fn a_contract_above_the_limit_is_rejected_with_monto_invalido() {
     let partner_id = Uuid::now_v7();
     app.know_partner(partner_id, "ana@example.com").await;
     let event = contrato(partner_id, "60000", "USD");
-    let envelope = in_saga(&event);
-    app.publish(topics::CONTRACT_CREATED, &envelope).await;
+    let envelope = submit(&app, &event).await;
 
-    let outcome = next_matching(&mut rechazados, "ContratoRechazado", |e| {
-        e.data["contrato_id"] == event.contrato_id.to_string()
-    })
-    .await;
+    let outcome = next_matching(&mut rechazados, "ContratoRechazado", decides(&event)).await;
     assert_eq!(outcome.event_type, "ContratoRechazado");
     assert_eq!(outcome.data["validacion_fallida"], "MONTO_INVALIDO");
     assert_eq!(
@@ -112,18 +155,11 @@ async fn a_contract_above_the_limit_is_rejected_with_monto_invalido() {
 async fn each_event_delivered_twice_has_one_outcome_and_one_account() {
     let app = spawn_app_with(ComplianceConfig::default(), false).await;
     let partner_id = Uuid::now_v7();
-    let partner = partner_creado(partner_id, "twice@example.com");
-    let partners = app.service.partner_creado_handler();
-    partners.handle(&partner).await.unwrap();
-    partners.handle(&partner).await.unwrap();
+    partner_delivered_twice(&app, partner_id, "twice@example.com").await;
 
     let contratos = app.service.contrato_creado_handler();
     let event = contrato(partner_id, "100", "USD");
-    let envelope = in_saga(&event);
-    contratos.handle(&envelope).await.unwrap();
-    contratos.handle(&envelope).await.unwrap();
-    // The same contract re-sent under a new event id is already decided.
-    contratos.handle(&in_saga(&event)).await.unwrap();
+    let envelope = contract_delivered_twice_and_resent(&app, &event).await;
     assert_eq!(storage::outbox::backlog(app.db()).await.unwrap(), 1);
     assert!(
         storage::inbox::contains(app.db(), "compliance", envelope.id)
@@ -144,16 +180,7 @@ async fn each_event_delivered_twice_has_one_outcome_and_one_account() {
         .unwrap();
     assert_eq!(cuenta.moneda.as_str(), "USD", "the first account stays");
 
-    let revision = Envelope::wrap(
-        "sagas",
-        &RevisionAprobada {
-            saga_id: Uuid::now_v7(),
-            contrato_id: event.contrato_id,
-            partner_id,
-            comentarios: None,
-        },
-        EnvelopeContext::default(),
-    );
+    let revision = revision_aprobada(&event, None);
     let revisiones = app.service.revision_resuelta_handler();
     revisiones.handle(&revision).await.unwrap();
     revisiones.handle(&revision).await.unwrap();
@@ -173,17 +200,17 @@ async fn every_message_consumed_twice_through_the_bus_has_one_effect() {
     )
     .await;
     let first = contrato(partner_id, "10", "USD");
-    app.publish(topics::CONTRACT_CREATED, &in_saga(&first))
-        .await;
-    next_matching(&mut aprobados, "the first ContratoAprobado", |e| {
-        e.data["contrato_id"] == first.contrato_id.to_string()
-    })
+    submit(&app, &first).await;
+    next_matching(
+        &mut aprobados,
+        "the first ContratoAprobado",
+        decides(&first),
+    )
     .await;
     // Outcomes leave the outbox in order: a duplicate of the first would be seen before the
     // second contract's outcome.
     let second = contrato(partner_id, "20", "USD");
-    app.publish(topics::CONTRACT_CREATED, &in_saga(&second))
-        .await;
+    submit(&app, &second).await;
     let mut duplicates = 0;
     next_matching(&mut aprobados, "the second ContratoAprobado", |e| {
         if e.data["contrato_id"] == first.contrato_id.to_string() {
@@ -195,18 +222,9 @@ async fn every_message_consumed_twice_through_the_bus_has_one_effect() {
     assert_eq!(duplicates, 0, "one outcome per contract");
     assert_eq!(repo::count_accounts(app.db(), partner_id).await.unwrap(), 1);
 
-    let revision = Envelope::wrap(
-        "sagas",
-        &RevisionAprobada {
-            saga_id: Uuid::now_v7(),
-            contrato_id: first.contrato_id,
-            partner_id,
-            comentarios: None,
-        },
-        EnvelopeContext::default(),
-    );
+    let revision = revision_aprobada(&first, None);
     app.publish(topics::REVIEW_RESOLVED, &revision).await;
-    eventually("the review to be handled", || async {
+    eventually(DEADLINE, "the review to be handled", || async {
         storage::inbox::contains(app.db(), "compliance", revision.id)
             .await
             .unwrap()
@@ -245,10 +263,7 @@ async fn a_contract_that_overtakes_its_partner_waits_and_is_approved_when_it_arr
         &partner_creado(partner_id, "late@example.com"),
     )
     .await;
-    let outcome = next_matching(&mut aprobados, "ContratoAprobado", |e| {
-        e.data["contrato_id"] == event.contrato_id.to_string()
-    })
-    .await;
+    let outcome = next_matching(&mut aprobados, "ContratoAprobado", decides(&event)).await;
     assert_eq!(outcome.causationid, Some(envelope.id));
     assert_eq!(
         account_estado(app.db(), partner_id).await.as_deref(),
@@ -265,12 +280,8 @@ async fn a_partner_still_unknown_after_the_grace_period_is_partner_invalido() {
     let app = spawn_app_with(config, true).await;
     let mut rechazados = app.observe(topics::CONTRACT_REJECTED).await;
     let event = contrato(Uuid::now_v7(), "10", "USD");
-    let envelope = in_saga(&event);
-    app.publish(topics::CONTRACT_CREATED, &envelope).await;
-    let outcome = next_matching(&mut rechazados, "ContratoRechazado", |e| {
-        e.data["contrato_id"] == event.contrato_id.to_string()
-    })
-    .await;
+    let envelope = submit(&app, &event).await;
+    let outcome = next_matching(&mut rechazados, "ContratoRechazado", decides(&event)).await;
     assert_eq!(outcome.data["validacion_fallida"], "PARTNER_INVALIDO");
     let decided = repo::find_evaluation(app.db(), event.contrato_id)
         .await
@@ -309,12 +320,8 @@ async fn a_review_approval_opens_the_account_in_the_contracts_currency() {
     let partner_id = Uuid::now_v7();
     app.know_partner(partner_id, "review@example.com").await;
     let event = contrato(partner_id, "75000", "COP");
-    app.publish(topics::CONTRACT_CREATED, &in_saga(&event))
-        .await;
-    next_matching(&mut rechazados, "ContratoRechazado", |e| {
-        e.data["contrato_id"] == event.contrato_id.to_string()
-    })
-    .await;
+    submit(&app, &event).await;
+    next_matching(&mut rechazados, "ContratoRechazado", decides(&event)).await;
     assert_eq!(account_estado(app.db(), partner_id).await, None);
 
     // A rejection on the same topic is not for compliance.
@@ -329,18 +336,9 @@ async fn a_review_approval_opens_the_account_in_the_contracts_currency() {
         EnvelopeContext::default(),
     );
     app.publish(topics::REVIEW_RESOLVED, &rechazada).await;
-    let aprobada = Envelope::wrap(
-        "sagas",
-        &RevisionAprobada {
-            saga_id: Uuid::now_v7(),
-            contrato_id: event.contrato_id,
-            partner_id,
-            comentarios: Some("aprobado por operador".into()),
-        },
-        EnvelopeContext::default(),
-    );
+    let aprobada = revision_aprobada(&event, Some("aprobado por operador"));
     app.publish(topics::REVIEW_RESOLVED, &aprobada).await;
-    let cuenta = eventually("the account after the review", || async {
+    let cuenta = eventually(DEADLINE, "the account after the review", || async {
         repo::find_account(app.db(), partner_id).await.unwrap()
     })
     .await;
@@ -363,12 +361,8 @@ async fn a_rule_change_decides_the_next_contract() {
     app.know_partner(partner_id, "rules@example.com").await;
 
     let before = contrato(partner_id, "5000", "USD");
-    app.publish(topics::CONTRACT_CREATED, &in_saga(&before))
-        .await;
-    next_matching(&mut aprobados, "ContratoAprobado", |e| {
-        e.data["contrato_id"] == before.contrato_id.to_string()
-    })
-    .await;
+    submit(&app, &before).await;
+    next_matching(&mut aprobados, "ContratoAprobado", decides(&before)).await;
 
     let (status, _) = app
         .send_json(
@@ -379,21 +373,13 @@ async fn a_rule_change_decides_the_next_contract() {
         .await;
     assert_eq!(status, 200);
     let after = contrato(partner_id, "5000", "USD");
-    app.publish(topics::CONTRACT_CREATED, &in_saga(&after))
-        .await;
-    let outcome = next_matching(&mut rechazados, "ContratoRechazado", |e| {
-        e.data["contrato_id"] == after.contrato_id.to_string()
-    })
-    .await;
+    submit(&app, &after).await;
+    let outcome = next_matching(&mut rechazados, "ContratoRechazado", decides(&after)).await;
     assert_eq!(outcome.data["validacion_fallida"], "MONTO_INVALIDO");
 
     let euros = contrato(partner_id, "10", "EUR");
-    app.publish(topics::CONTRACT_CREATED, &in_saga(&euros))
-        .await;
-    let outcome = next_matching(&mut rechazados, "ContratoRechazado", |e| {
-        e.data["contrato_id"] == euros.contrato_id.to_string()
-    })
-    .await;
+    submit(&app, &euros).await;
+    let outcome = next_matching(&mut rechazados, "ContratoRechazado", decides(&euros)).await;
     assert_eq!(outcome.data["validacion_fallida"], "MONEDA_NO_PERMITIDA");
     app.cleanup().await;
 }
@@ -416,18 +402,17 @@ async fn an_undecodable_contract_is_poison() {
 /// The consumer path on PostgreSQL: one outcome and one account per contract and partner.
 #[tokio::test]
 async fn the_consumer_path_is_exactly_once_on_postgres() {
-    let app = spawn_app_on(TestDb::postgres().await, ComplianceConfig::default(), false).await;
+    let app = spawn_app_on(
+        TestDb::postgres(SCHEMA).await,
+        ComplianceConfig::default(),
+        false,
+    )
+    .await;
     let partner_id = Uuid::now_v7();
-    let partner = partner_creado(partner_id, "pg@example.com");
-    let partners = app.service.partner_creado_handler();
-    partners.handle(&partner).await.unwrap();
-    partners.handle(&partner).await.unwrap();
+    partner_delivered_twice(&app, partner_id, "pg@example.com").await;
     let contratos = app.service.contrato_creado_handler();
     let aprobado = contrato(partner_id, "49999.99", "USD");
-    let envelope = in_saga(&aprobado);
-    contratos.handle(&envelope).await.unwrap();
-    contratos.handle(&envelope).await.unwrap();
-    contratos.handle(&in_saga(&aprobado)).await.unwrap();
+    contract_delivered_twice_and_resent(&app, &aprobado).await;
     let rechazado = contrato(partner_id, "50000.01", "USD");
     contratos.handle(&in_saga(&rechazado)).await.unwrap();
     assert_eq!(storage::outbox::backlog(app.db()).await.unwrap(), 2);

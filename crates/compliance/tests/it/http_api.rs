@@ -5,6 +5,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use testkit::http::campos;
+
 use crate::helpers::{contrato, in_saga, spawn_app, spawn_app_with, TestApp};
 
 fn propuesta(partner_id: Uuid, monto: Value) -> Value {
@@ -16,18 +18,6 @@ fn propuesta(partner_id: Uuid, monto: Value) -> Value {
         "fecha_inicio": "2025-01-01",
         "fecha_fin": "2025-12-31"
     })
-}
-
-fn campos(problem: &Value) -> Vec<String> {
-    problem["errores"]
-        .as_array()
-        .map(|errores| {
-            errores
-                .iter()
-                .map(|e| e["campo"].as_str().unwrap_or_default().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 async fn validate(app: &TestApp, body: &Value) -> (u16, Value) {

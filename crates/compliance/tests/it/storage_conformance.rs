@@ -322,32 +322,8 @@ async fn migrations_apply_once(db: &Db) {
         .expect("a second migration run is a no-op");
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let test_db = crate::helpers::TestDb::sqlite().await;
-                    super::$name(&test_db.db).await;
-                    test_db.cleanup().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let test_db = crate::helpers::TestDb::postgres().await;
-                    super::$name(&test_db.db).await;
-                    test_db.cleanup().await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+testkit::on_both_backends!(
+    crate::helpers::SCHEMA;
     the_default_rules_are_written_once_and_an_operators_change_survives,
     a_partner_is_known_once_and_keeps_its_first_record,
     a_contract_is_decided_once_and_its_decision_round_trips,

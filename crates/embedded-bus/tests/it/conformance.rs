@@ -4,9 +4,8 @@ use std::sync::Arc;
 
 use embedded_bus::EmbeddedBus;
 use kernel::Bus;
+use testkit::bus::fresh_bus;
 use testkit::bus_conformance as suite;
-
-use crate::helpers::fresh_bus;
 
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
@@ -14,7 +13,7 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
                 let test = fresh_bus().await;
-                suite::$check(Arc::new(test.bus.clone())).await;
+                suite::$check(test.bus.clone()).await;
                 test.bus.close().await;
             }
         )*

@@ -3,5 +3,4 @@
 //! close, leases that run out for good).
 
 mod conformance;
-mod helpers;
 mod operations;

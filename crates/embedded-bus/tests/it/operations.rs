@@ -7,8 +7,7 @@ use embedded_bus::EmbeddedBus;
 use kernel::bus::dead_letter_topic;
 use kernel::{Bus, BusError, Delivery, Envelope, EnvelopeContext, SubscribeOptions, Subscription};
 use serde::{Deserialize, Serialize};
-
-use crate::helpers::fresh_bus;
+use testkit::bus::fresh_bus;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 const QUIET: Duration = Duration::from_millis(300);

@@ -9,7 +9,11 @@ use kernel::{Bus, Envelope, EnvelopeContext};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{eventually, next_matching, spawn_app, spawn_app_with, TestDb};
+use testkit::bus::next_matching;
+use testkit::db::TestDb;
+use testkit::{eventually, DEADLINE};
+
+use crate::helpers::{spawn_app, spawn_app_with, SCHEMA};
 
 fn command(email: &str) -> CreatePartner {
     CreatePartner {
@@ -179,7 +183,7 @@ async fn desactivar_partner_sets_inactivo_and_always_answers() {
     .await;
     assert_eq!(event.data["partner_id"], partner_id.to_string());
     assert_eq!(event.data["motivo"], "contrato rechazado");
-    let estado = eventually("the partner to be INACTIVO", || async {
+    let estado = eventually(DEADLINE, "the partner to be INACTIVO", || async {
         let partner = repo::find(app.service.db(), partner_id).await.unwrap()?;
         let estado = partner.state().estado.as_str();
         (estado == "INACTIVO").then_some(estado)
@@ -240,14 +244,9 @@ async fn a_deleted_partner_stays_deleted_when_deactivated() {
 /// The command path on PostgreSQL, where a unique violation aborts the transaction.
 #[tokio::test]
 async fn the_command_path_is_exactly_once_on_postgres() {
-    let test_db = TestDb::postgres().await;
-    let dir = tempfile::tempdir().unwrap();
-    let bus = std::sync::Arc::new(
-        embedded_bus::EmbeddedBus::open(&dir.path().join("bus.db"))
-            .await
-            .unwrap(),
-    );
-    let service = integraciones::Integraciones::start(test_db.db.clone(), bus)
+    let test_db = TestDb::postgres(SCHEMA).await;
+    let test_bus = testkit::bus::fresh_bus().await;
+    let service = integraciones::Integraciones::start(test_db.db.clone(), test_bus.bus.clone())
         .await
         .unwrap();
     let handler = service.create_partner_handler();

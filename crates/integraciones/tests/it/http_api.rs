@@ -2,39 +2,23 @@
 //! input, idempotent retries, pagination and filters, and the operational routes.
 
 use contracts::topics;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{next_matching, spawn_app, TestApp};
+use testkit::bus::next_matching;
+use testkit::http::{campos, expect_problem, PROBLEM_JSON};
+use testkit::{eventually, DEADLINE};
 
-const PROBLEM_JSON: &str = "application/problem+json";
+use crate::helpers::{spawn_app, spawn_app_on_postgres, TestApp};
 
-/// Asserts a problem+json answer with `status` and `codigo`; returns its body.
-async fn expect_problem(response: reqwest::Response, status: u16, codigo: &str) -> Value {
-    assert_eq!(response.status().as_u16(), status);
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    assert_eq!(content_type, PROBLEM_JSON);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["codigo"], codigo, "{body}");
-    assert_eq!(body["status"], status);
-    body
-}
-
-fn campos(problem: &Value) -> Vec<String> {
-    problem["errores"]
-        .as_array()
-        .map(|errores| {
-            errores
-                .iter()
-                .map(|e| e["campo"].as_str().unwrap_or_default().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+/// Sends `body` as JSON with `method` to `path` of the app.
+async fn send_json(app: &TestApp, method: Method, path: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .request(method, app.url(path))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 fn is_utc_rfc3339(value: &Value) -> bool {
@@ -60,13 +44,13 @@ async fn add_integracion(app: &TestApp, partner_id: &str, body: Value) -> reqwes
 #[tokio::test]
 async fn creating_a_partner_answers_201_with_location_and_defaults() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .post(app.url("/api/v1/partners"))
-        .json(&json!({"nombre": "  Ana  ", "email": "Ana@Example.com", "telefono": "555"}))
-        .send()
-        .await
-        .unwrap();
+    let response = send_json(
+        &app,
+        Method::POST,
+        "/api/v1/partners",
+        &json!({"nombre": "  Ana  ", "email": "Ana@Example.com", "telefono": "555"}),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let body: Value = response.json().await.unwrap();
@@ -97,13 +81,13 @@ async fn creating_a_partner_answers_201_with_location_and_defaults() {
 #[tokio::test]
 async fn the_collection_accepts_a_trailing_slash() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .post(app.url("/api/v1/partners/"))
-        .json(&json!({"nombre": "Ana", "email": "slash@example.com", "tipo": "EMBAJADOR"}))
-        .send()
-        .await
-        .unwrap();
+    let response = send_json(
+        &app,
+        Method::POST,
+        "/api/v1/partners/",
+        &json!({"nombre": "Ana", "email": "slash@example.com", "tipo": "EMBAJADOR"}),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let list: Value = app
         .client
@@ -120,13 +104,13 @@ async fn the_collection_accepts_a_trailing_slash() {
 #[tokio::test]
 async fn invalid_input_lists_every_invalid_field() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .post(app.url("/api/v1/partners"))
-        .json(&json!({"nombre": ""}))
-        .send()
-        .await
-        .unwrap();
+    let response = send_json(
+        &app,
+        Method::POST,
+        "/api/v1/partners",
+        &json!({"nombre": ""}),
+    )
+    .await;
     let problem = expect_problem(response, 400, "DATOS_INVALIDOS").await;
     assert_eq!(campos(&problem), ["nombre", "email"]);
 
@@ -152,13 +136,13 @@ async fn a_duplicate_email_in_any_case_is_409() {
     let app = spawn_app().await;
     app.create_partner(json!({"nombre": "A", "email": "dup@example.com"}))
         .await;
-    let response = app
-        .client
-        .post(app.url("/api/v1/partners"))
-        .json(&json!({"nombre": "B", "email": " DUP@example.COM "}))
-        .send()
-        .await
-        .unwrap();
+    let response = send_json(
+        &app,
+        Method::POST,
+        "/api/v1/partners",
+        &json!({"nombre": "B", "email": " DUP@example.COM "}),
+    )
+    .await;
     expect_problem(response, 409, "EMAIL_EXISTENTE").await;
 }
 
@@ -186,22 +170,22 @@ async fn malformed_bodies_are_problems_never_500() {
     assert_eq!(broken.status(), StatusCode::BAD_REQUEST);
     assert_eq!(broken.headers()["content-type"], PROBLEM_JSON);
 
-    let wrong_type = app
-        .client
-        .post(app.url("/api/v1/partners"))
-        .json(&json!({"nombre": 5, "email": "a@example.com"}))
-        .send()
-        .await
-        .unwrap();
+    let wrong_type = send_json(
+        &app,
+        Method::POST,
+        "/api/v1/partners",
+        &json!({"nombre": 5, "email": "a@example.com"}),
+    )
+    .await;
     expect_problem(wrong_type, 400, "DATOS_INVALIDOS").await;
 
-    let huge = app
-        .client
-        .post(app.url("/api/v1/partners"))
-        .json(&json!({"nombre": "n".repeat(300 * 1024), "email": "a@example.com"}))
-        .send()
-        .await
-        .unwrap();
+    let huge = send_json(
+        &app,
+        Method::POST,
+        "/api/v1/partners",
+        &json!({"nombre": "n".repeat(300 * 1024), "email": "a@example.com"}),
+    )
+    .await;
     assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(huge.headers()["content-type"], PROBLEM_JSON);
 }
@@ -261,13 +245,13 @@ async fn an_update_tells_absent_from_null() {
         )
         .await;
     let path = format!("/api/v1/partners/{}", partner["id"].as_str().unwrap());
-    let response = app
-        .client
-        .put(app.url(&path))
-        .json(&json!({"nombre": "Ana María", "telefono": null}))
-        .send()
-        .await
-        .unwrap();
+    let response = send_json(
+        &app,
+        Method::PUT,
+        &path,
+        &json!({"nombre": "Ana María", "telefono": null}),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     let updated: Value = response.json().await.unwrap();
     assert_eq!(updated["nombre"], "Ana María");
@@ -276,23 +260,23 @@ async fn an_update_tells_absent_from_null() {
     assert_eq!(updated["tipo"], "INFLUENCER");
     assert_eq!(updated["email"], "upd@example.com");
 
-    let response = app
-        .client
-        .put(app.url(&path))
-        .json(&json!({"nombre": null, "tipo": "NINGUNO"}))
-        .send()
-        .await
-        .unwrap();
+    let response = send_json(
+        &app,
+        Method::PUT,
+        &path,
+        &json!({"nombre": null, "tipo": "NINGUNO"}),
+    )
+    .await;
     let problem = expect_problem(response, 400, "DATOS_INVALIDOS").await;
     assert_eq!(campos(&problem), ["nombre", "tipo"]);
 
-    let response = app
-        .client
-        .put(app.url(&path))
-        .json(&json!({"tipo": null, "direccion": null}))
-        .send()
-        .await
-        .unwrap();
+    let response = send_json(
+        &app,
+        Method::PUT,
+        &path,
+        &json!({"tipo": null, "direccion": null}),
+    )
+    .await;
     let cleared: Value = response.json().await.unwrap();
     assert_eq!(cleared["tipo"], "AFILIADO", "a cleared tipo is the default");
     assert_eq!(cleared["direccion"], Value::Null);
@@ -332,21 +316,15 @@ async fn deleting_revokes_integrations_frees_the_email_and_is_final() {
 
     let again = app.client.delete(app.url(&path)).send().await.unwrap();
     expect_problem(again, 410, "PARTNER_YA_ELIMINADO").await;
-    let update = app
-        .client
-        .put(app.url(&path))
-        .json(&json!({"nombre": "Otra"}))
-        .send()
-        .await
-        .unwrap();
+    let update = send_json(&app, Method::PUT, &path, &json!({"nombre": "Otra"})).await;
     expect_problem(update, 410, "PARTNER_ELIMINADO").await;
-    let kyc = app
-        .client
-        .put(app.url(&format!("{path}/kyc")))
-        .json(&json!({"estado_kyc": "APROBADO"}))
-        .send()
-        .await
-        .unwrap();
+    let kyc = send_json(
+        &app,
+        Method::PUT,
+        &format!("{path}/kyc"),
+        &json!({"estado_kyc": "APROBADO"}),
+    )
+    .await;
     expect_problem(kyc, 410, "PARTNER_ELIMINADO").await;
     let integracion = add_integracion(&app, id, json!({"tipo": "API", "nombre": "x"})).await;
     expect_problem(integracion, 410, "PARTNER_ELIMINADO").await;
@@ -389,22 +367,16 @@ async fn kyc_is_recorded_and_published_with_the_previous_state() {
     assert_eq!(event.data["estado_kyc_nuevo"], "APROBADO");
     assert_eq!(event.data["observaciones"], "todo en orden");
 
-    let unknown = app
-        .client
-        .put(app.url(&path))
-        .json(&json!({"estado_kyc": "QUIZAS"}))
-        .send()
-        .await
-        .unwrap();
+    let unknown = send_json(&app, Method::PUT, &path, &json!({"estado_kyc": "QUIZAS"})).await;
     let problem = expect_problem(unknown, 400, "ESTADO_KYC_INVALIDO").await;
     assert_eq!(campos(&problem), ["estado_kyc"]);
-    let bad_documents = app
-        .client
-        .put(app.url(&path))
-        .json(&json!({"estado_kyc": "RECHAZADO", "documentos": [1]}))
-        .send()
-        .await
-        .unwrap();
+    let bad_documents = send_json(
+        &app,
+        Method::PUT,
+        &path,
+        &json!({"estado_kyc": "RECHAZADO", "documentos": [1]}),
+    )
+    .await;
     expect_problem(bad_documents, 400, "DATOS_INVALIDOS").await;
 }
 
@@ -478,13 +450,13 @@ async fn integrations_are_revoked_once_by_either_route() {
     expect_problem(again, 410, "INTEGRACION_YA_REVOCADA").await;
 
     let nested = format!("/api/v1/partners/{id}/integraciones/{}/revocar", ids[1]);
-    let response = app
-        .client
-        .put(app.url(&nested))
-        .json(&json!({"motivo": "clave expuesta"}))
-        .send()
-        .await
-        .unwrap();
+    let response = send_json(
+        &app,
+        Method::PUT,
+        &nested,
+        &json!({"motivo": "clave expuesta"}),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     let revoked: Value = response.json().await.unwrap();
     assert_eq!(revoked["motivo_revocacion"], "clave expuesta");
@@ -644,7 +616,7 @@ async fn an_idempotent_create_is_replayed_exactly_and_a_reused_key_refused() {
         e.subject == partner["id"].as_str().unwrap()
     })
     .await;
-    crate::helpers::eventually("the outbox to drain", || async {
+    eventually(DEADLINE, "the outbox to drain", || async {
         let backlog = storage::outbox::backlog(app.service.db()).await.unwrap();
         (backlog == 0).then_some(())
     })
@@ -833,14 +805,14 @@ async fn concurrent_writes_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_on_postgres() {
-    let app = crate::helpers::spawn_app_on_postgres().await;
+    let app = spawn_app_on_postgres().await;
     concurrent_writes_are_decided_by_the_database(&app).await;
     app.cleanup().await;
 }
 
 #[tokio::test]
 async fn the_api_works_on_postgres() {
-    let app = crate::helpers::spawn_app_on_postgres().await;
+    let app = spawn_app_on_postgres().await;
     let partner = app
         .create_partner(json!({"nombre": "Ana PG", "email": "api@pg.example.com"}))
         .await;
@@ -850,13 +822,13 @@ async fn the_api_works_on_postgres() {
         .json()
         .await
         .unwrap();
-    let kyc = app
-        .client
-        .put(app.url(&format!("/api/v1/partners/{id}/kyc")))
-        .json(&json!({"estado_kyc": "REQUIERE_DOCUMENTOS"}))
-        .send()
-        .await
-        .unwrap();
+    let kyc = send_json(
+        &app,
+        Method::PUT,
+        &format!("/api/v1/partners/{id}/kyc"),
+        &json!({"estado_kyc": "REQUIERE_DOCUMENTOS"}),
+    )
+    .await;
     assert_eq!(kyc.status(), StatusCode::OK);
     let revoke = app
         .client
@@ -886,7 +858,7 @@ async fn the_api_works_on_postgres() {
         .await
         .unwrap();
     assert_eq!(deleted.status(), StatusCode::OK);
-    crate::helpers::eventually("the outbox to drain", || async {
+    eventually(DEADLINE, "the outbox to drain", || async {
         let backlog = storage::outbox::backlog(app.service.db()).await.unwrap();
         (backlog == 0).then_some(())
     })

@@ -311,32 +311,8 @@ async fn migrations_apply_once(db: &Db) {
         .expect("a second migration run is a no-op");
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let test_db = crate::helpers::TestDb::sqlite().await;
-                    super::$name(&test_db.db).await;
-                    test_db.cleanup().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let test_db = crate::helpers::TestDb::postgres().await;
-                    super::$name(&test_db.db).await;
-                    test_db.cleanup().await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+testkit::on_both_backends!(
+    crate::helpers::SCHEMA;
     a_partner_round_trips_with_its_integrations_and_documents,
     a_second_live_partner_with_the_same_email_in_any_case_is_refused,
     a_soft_deleted_partner_frees_its_email_and_revokes_its_integrations,

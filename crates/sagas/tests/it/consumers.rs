@@ -10,7 +10,9 @@ use sagas::storage as repo;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{config, next_matching, rows, story, Harness, Msg, Onboarding};
+use testkit::bus::next_matching;
+
+use crate::helpers::{config, rows, story, Harness, Msg, Onboarding};
 
 fn about(onboarding: &Onboarding) -> impl Fn(&Envelope) -> bool + '_ {
     move |envelope| envelope.sagaid == Some(onboarding.saga_id)
@@ -22,13 +24,10 @@ async fn the_happy_path_completes_the_saga_and_announces_it() {
     let (mut outcomes, _) = harness.observe(topics::ONBOARDING_EVENTS).await;
     let _app = harness.instance(config(), true).await;
     let onboarding = Onboarding::new();
-    let create = onboarding.create_partner();
-    let creado = onboarding.partner_creado(&create);
-    let contrato = onboarding.contrato_creado(&creado);
-    let aprobado = onboarding.contrato_aprobado(&contrato);
-    for message in [&create, &creado, &contrato, &aprobado] {
-        harness.publish(message).await;
-    }
+    let [create, creado, contrato, aprobado] = onboarding.through_approval();
+    harness
+        .publish_all(&[&create, &creado, &contrato, &aprobado])
+        .await;
 
     let stored = harness
         .wait_saga(onboarding.saga_id, "the saga to complete", |s| {
@@ -129,13 +128,10 @@ async fn contrato_rechazado_publishes_revision_contrato_and_awaits_review() {
     let (mut outcomes, _) = harness.observe(topics::ONBOARDING_EVENTS).await;
     let _app = harness.instance(config(), true).await;
     let onboarding = Onboarding::new();
-    let create = onboarding.create_partner();
-    let creado = onboarding.partner_creado(&create);
-    let contrato = onboarding.contrato_creado(&creado);
-    let rechazado = onboarding.contrato_rechazado(&contrato);
-    for message in [&create, &creado, &contrato, &rechazado] {
-        harness.publish(message).await;
-    }
+    let [create, creado, contrato, rechazado] = onboarding.through_rejection();
+    harness
+        .publish_all(&[&create, &creado, &contrato, &rechazado])
+        .await;
 
     let review = next_matching(&mut reviews, "RevisionContrato", about(&onboarding)).await;
     assert_eq!(review.event_type, "RevisionContrato");
@@ -195,9 +191,7 @@ async fn contrato_creado_failed_compensates_and_partner_desactivado_closes_it() 
     let create = onboarding.create_partner();
     let creado = onboarding.partner_creado(&create);
     let failed = onboarding.contrato_creado_failed(&creado);
-    for message in [&create, &creado, &failed] {
-        harness.publish(message).await;
-    }
+    harness.publish_all(&[&create, &creado, &failed]).await;
 
     let command = next_matching(&mut commands, "DesactivarPartner", about(&onboarding)).await;
     assert_eq!(command.event_type, "DesactivarPartner");
@@ -242,7 +236,7 @@ async fn snapshot(
     harness: &Harness,
     saga_id: Uuid,
 ) -> (Option<repo::StoredSaga>, Vec<repo::LogEntry>, i64) {
-    let db = &harness.test_db.db;
+    let db = harness.db();
     (
         repo::find(db, saga_id).await.unwrap(),
         repo::log(db, saga_id).await.unwrap(),
@@ -254,10 +248,7 @@ async fn every_event_delivered_twice_changes_nothing_the_second_time(harness: Ha
     let app = harness.instance(config(), false).await;
     let handler = app.sagas.saga_handler();
     let onboarding = Onboarding::new();
-    let create = onboarding.create_partner();
-    let creado = onboarding.partner_creado(&create);
-    let contrato = onboarding.contrato_creado(&creado);
-    let rechazado = onboarding.contrato_rechazado(&contrato);
+    let [create, creado, contrato, rechazado] = onboarding.through_rejection();
     for message in [&create, &creado, &contrato, &rechazado] {
         let first = handler.dispatch(&message.envelope).await.unwrap();
         assert!(
@@ -300,17 +291,12 @@ async fn an_early_event_is_retried_later_not_logged_as_an_error() {
     let app = harness.instance(config(), false).await;
     let handler = app.sagas.saga_handler();
     let onboarding = Onboarding::new();
-    let create = onboarding.create_partner();
-    let creado = onboarding.partner_creado(&create);
-    let contrato = onboarding.contrato_creado(&creado);
-    let aprobado = onboarding.contrato_aprobado(&contrato);
+    let [create, creado, contrato, aprobado] = onboarding.through_approval();
 
     // Before its saga exists.
     transient(handler.dispatch(&creado.envelope).await);
     assert_eq!(
-        repo::find(&harness.test_db.db, onboarding.saga_id)
-            .await
-            .unwrap(),
+        repo::find(harness.db(), onboarding.saga_id).await.unwrap(),
         None
     );
     handler.dispatch(&create.envelope).await.unwrap();
@@ -319,7 +305,7 @@ async fn an_early_event_is_retried_later_not_logged_as_an_error() {
     transient(handler.dispatch(&aprobado.envelope).await);
     assert_eq!(harness.log(onboarding.saga_id).await.len(), 1);
     assert!(
-        !storage::inbox::contains(&harness.test_db.db, "sagas", contrato.id())
+        !storage::inbox::contains(harness.db(), "sagas", contrato.id())
             .await
             .unwrap()
     );
@@ -329,7 +315,7 @@ async fn an_early_event_is_retried_later_not_logged_as_an_error() {
         let outcome = handler.dispatch(&message.envelope).await.unwrap();
         assert_eq!(outcome, Outcome::Applied(onboarding.saga_id));
     }
-    let stored = repo::find(&harness.test_db.db, onboarding.saga_id)
+    let stored = repo::find(harness.db(), onboarding.saga_id)
         .await
         .unwrap()
         .unwrap();
@@ -345,13 +331,10 @@ async fn an_early_event_is_retried_later_not_logged_as_an_error() {
 async fn reverse_order_over_the_bus_still_completes(harness: Harness) {
     let _app = harness.instance(config(), true).await;
     let onboarding = Onboarding::new();
-    let create = onboarding.create_partner();
-    let creado = onboarding.partner_creado(&create);
-    let contrato = onboarding.contrato_creado(&creado);
-    let aprobado = onboarding.contrato_aprobado(&contrato);
-    for message in [&aprobado, &contrato, &creado, &create] {
-        harness.publish(message).await;
-    }
+    let [create, creado, contrato, aprobado] = onboarding.through_approval();
+    harness
+        .publish_all(&[&aprobado, &contrato, &creado, &create])
+        .await;
     harness
         .wait_saga(onboarding.saga_id, "the saga to complete", |s| {
             s.saga.estado == EstadoSaga::Completada
@@ -385,14 +368,11 @@ async fn a_forbidden_event_whose_cause_is_known_is_logged_error_and_changes_noth
     let app = harness.instance(config(), false).await;
     let handler = app.sagas.saga_handler();
     let onboarding = Onboarding::new();
-    let create = onboarding.create_partner();
-    let creado = onboarding.partner_creado(&create);
-    let contrato = onboarding.contrato_creado(&creado);
-    let aprobado = onboarding.contrato_aprobado(&contrato);
+    let [create, creado, contrato, aprobado] = onboarding.through_approval();
     for message in [&create, &creado, &contrato, &aprobado] {
         handler.dispatch(&message.envelope).await.unwrap();
     }
-    let db = &harness.test_db.db;
+    let db = harness.db();
     let before = repo::find(db, onboarding.saga_id).await.unwrap();
     let backlog = storage::outbox::backlog(db).await.unwrap();
 
@@ -466,12 +446,12 @@ async fn events_of_partners_outside_any_saga_are_acknowledged_and_ignored() {
             message.envelope.event_type
         );
         assert!(
-            storage::inbox::contains(&harness.test_db.db, "sagas", message.id())
+            storage::inbox::contains(harness.db(), "sagas", message.id())
                 .await
                 .unwrap()
         );
     }
-    let (_, total) = repo::list(&harness.test_db.db, &Default::default(), 50, None)
+    let (_, total) = repo::list(harness.db(), &Default::default(), 50, None)
         .await
         .unwrap();
     assert_eq!(total, 0);
@@ -502,7 +482,7 @@ async fn without_sagaid_events_are_correlated_by_onboarding_and_contract() {
             Outcome::Applied(onboarding.saga_id)
         );
     }
-    let stored = repo::find(&harness.test_db.db, onboarding.saga_id)
+    let stored = repo::find(harness.db(), onboarding.saga_id)
         .await
         .unwrap()
         .unwrap();

@@ -1,6 +1,6 @@
-//! Test support: fresh databases on both backends, saga service instances (replicas share one
-//! database and one embedded bus), envelopes published the way the other services publish
-//! them (each caused by the one before), and polling with a deadline, never a sleep.
+//! Test support: the saga database's schema for `testkit::db`, saga service instances over a
+//! `testkit::service::Stage` (replicas share one database and one embedded bus), and envelopes
+//! published the way the other services publish them (each caused by the one before).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,73 +11,21 @@ use contracts::partners::{
     CreatePartner, PartnerCreado, PartnerCreationFailed, PartnerDesactivado,
 };
 use embedded_bus::EmbeddedBus;
-use kernel::shutdown::ShutdownTrigger;
-use kernel::{Bus, Envelope, EnvelopeContext, IntegrationEvent, SubscribeOptions, Subscription};
+use kernel::{Envelope, EnvelopeContext, IntegrationEvent, Subscription};
 use sagas::storage::{self as repo, LogEntry, StoredSaga};
 use sagas::{Sagas, SagasConfig};
 use serde_json::json;
 use storage::Db;
-use tempfile::TempDir;
+use testkit::db::{Schema, TestDb};
+use testkit::service::Stage;
+use testkit::DEADLINE;
 use uuid::Uuid;
 
-/// How long any awaited effect may take before the test fails.
-pub const DEADLINE: Duration = Duration::from_secs(20);
-
-/// A migrated, empty saga database that removes itself on `cleanup`.
-pub struct TestDb {
-    pub db: Db,
-    pub url: String,
-    postgres: bool,
-    _dir: Option<TempDir>,
-}
-
-impl TestDb {
-    pub async fn sqlite() -> TestDb {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("sagas.db").display());
-        Self::open(url, false, Some(dir)).await
-    }
-
-    /// A fresh PostgreSQL database. Fails (never skips) when the server is unreachable.
-    pub async fn postgres() -> TestDb {
-        Self::open(testkit::postgres::fresh_database_url("sagas"), true, None).await
-    }
-
-    async fn open(url: String, postgres: bool, dir: Option<TempDir>) -> TestDb {
-        let db = Db::connect(&url)
-            .await
-            .unwrap_or_else(|error| panic!("cannot open the test database {url}: {error}"));
-        db.migrate_with("sagas", sagas::MIGRATIONS)
-            .await
-            .expect("migrate");
-        TestDb {
-            db,
-            url,
-            postgres,
-            _dir: dir,
-        }
-    }
-
-    /// Another handle on the same database, as a second replica would open it.
-    pub async fn another_handle(&self) -> Db {
-        Db::connect(&self.url).await.expect("second handle")
-    }
-
-    /// Closes the database and drops it on PostgreSQL.
-    pub async fn cleanup(self) {
-        self.db.close().await;
-        if self.postgres {
-            use sqlx::Connection;
-            let name = self.url.rsplit('/').next().unwrap_or_default().to_owned();
-            let admin = format!("{}/postgres", testkit::postgres::server_url());
-            if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                let _ = sqlx::query(&drop).execute(&mut conn).await;
-                let _ = conn.close().await;
-            }
-        }
-    }
-}
+/// The saga database, for `TestDb::sqlite` and `TestDb::postgres`.
+pub const SCHEMA: Schema = Schema {
+    component: "sagas",
+    migrations: sagas::MIGRATIONS,
+};
 
 /// One saga service instance with its HTTP server on a free port.
 pub struct Instance {
@@ -94,11 +42,8 @@ impl Instance {
 /// A bus, a saga database and the instances running on them.
 pub struct Harness {
     pub bus: Arc<EmbeddedBus>,
-    pub test_db: TestDb,
     pub client: reqwest::Client,
-    trigger: ShutdownTrigger,
-    shutdown: kernel::Shutdown,
-    _dir: TempDir,
+    stage: Stage,
 }
 
 pub fn config() -> SagasConfig {
@@ -110,60 +55,47 @@ pub fn config() -> SagasConfig {
 
 impl Harness {
     pub async fn sqlite() -> Harness {
-        Self::on(TestDb::sqlite().await).await
+        Self::on(TestDb::sqlite(SCHEMA).await).await
     }
 
     pub async fn postgres() -> Harness {
-        Self::on(TestDb::postgres().await).await
+        Self::on(TestDb::postgres(SCHEMA).await).await
     }
 
     async fn on(test_db: TestDb) -> Harness {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let bus = Arc::new(
-            EmbeddedBus::open(&dir.path().join("bus.db"))
-                .await
-                .expect("open bus"),
-        );
-        let (trigger, shutdown) = kernel::shutdown::channel();
+        let stage = Stage::new(test_db).await;
         Harness {
-            bus,
-            test_db,
-            client: reqwest::Client::new(),
-            trigger,
-            shutdown,
-            _dir: dir,
+            bus: stage.bus(),
+            client: stage.client.clone(),
+            stage,
         }
+    }
+
+    /// The harness's handle on the saga database.
+    pub fn db(&self) -> &Db {
+        self.stage.db()
     }
 
     /// Starts an instance on the harness's database handle; `workers` runs its relay,
     /// consumers and deadline worker.
     pub async fn instance(&self, config: SagasConfig, workers: bool) -> Instance {
-        self.instance_on(self.test_db.db.clone(), config, workers)
-            .await
+        self.instance_on(self.db().clone(), config, workers).await
     }
 
     /// Starts an instance on its own database handle, like a second replica.
     pub async fn replica(&self, config: SagasConfig) -> Instance {
-        let db = self.test_db.another_handle().await;
+        let db = self.stage.test_db.another_handle().await;
         self.instance_on(db, config, true).await
     }
 
     async fn instance_on(&self, db: Db, config: SagasConfig, workers: bool) -> Instance {
-        let sagas = Sagas::start(db, self.bus.clone(), config)
+        let sagas = Sagas::start(db, self.stage.bus(), config)
             .await
             .expect("start sagas");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = format!("http://{}", listener.local_addr().expect("local addr"));
-        tokio::spawn(web::serve(
-            listener,
-            sagas.router(),
-            self.shutdown.clone().wait(),
-        ));
+        let address = self.stage.serve(sagas.router()).await;
         if workers {
             sagas
-                .spawn_workers(self.shutdown.clone())
+                .spawn_workers(self.stage.shutdown())
                 .await
                 .expect("spawn workers");
         }
@@ -171,26 +103,23 @@ impl Harness {
     }
 
     pub async fn cleanup(self) {
-        self.trigger.fire();
-        self.test_db.cleanup().await;
+        self.stage.cleanup().await;
     }
 
     pub async fn publish(&self, message: &Msg) {
-        self.bus
-            .publish(message.topic, std::slice::from_ref(&message.envelope))
-            .await
-            .expect("publish");
+        testkit::bus::publish(self.bus.as_ref(), message.topic, &message.envelope).await;
+    }
+
+    /// Publishes `messages` in the order given.
+    pub async fn publish_all(&self, messages: &[&Msg]) {
+        for message in messages {
+            self.publish(message).await;
+        }
     }
 
     /// Subscribes a fresh observer group to `topic`; returns it and its group name.
     pub async fn observe(&self, topic: &str) -> (Box<dyn Subscription>, String) {
-        let group = format!("test-{}", Uuid::new_v4().simple());
-        let subscription = self
-            .bus
-            .subscribe(topic, &group, SubscribeOptions::default())
-            .await
-            .expect("subscribe observer");
-        (subscription, group)
+        self.stage.observe(topic).await
     }
 
     /// Waits for the saga to exist and satisfy `accept`.
@@ -200,7 +129,7 @@ impl Harness {
         what: &str,
         accept: impl Fn(&StoredSaga) -> bool,
     ) -> StoredSaga {
-        let db = &self.test_db.db;
+        let db = self.db();
         testkit::eventually(DEADLINE, what, || async {
             repo::find(db, saga_id)
                 .await
@@ -212,7 +141,7 @@ impl Harness {
 
     /// Waits until everything committed to the outbox has reached the bus.
     pub async fn wait_outbox_empty(&self) {
-        let db = &self.test_db.db;
+        let db = self.db();
         testkit::eventually(DEADLINE, "the outbox to drain", || async {
             (storage::outbox::backlog(db).await.expect("backlog") == 0).then_some(())
         })
@@ -220,28 +149,7 @@ impl Harness {
     }
 
     pub async fn log(&self, saga_id: Uuid) -> Vec<LogEntry> {
-        repo::log(&self.test_db.db, saga_id).await.expect("log")
-    }
-}
-
-/// Waits for the first message on `subscription` that `accept` takes, acking every message
-/// seen; fails after the deadline.
-pub async fn next_matching(
-    subscription: &mut Box<dyn Subscription>,
-    what: &str,
-    mut accept: impl FnMut(&Envelope) -> bool,
-) -> Envelope {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let delivery = tokio::time::timeout_at(deadline, subscription.next())
-            .await
-            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-            .expect("bus delivery");
-        let envelope = delivery.envelope.clone();
-        delivery.ack().await.expect("ack");
-        if accept(&envelope) {
-            return envelope;
-        }
+        repo::log(self.db(), saga_id).await.expect("log")
     }
 }
 
@@ -394,6 +302,26 @@ impl Onboarding {
             },
             Some(cause),
         )
+    }
+
+    /// The messages up to compliance's approval, each caused by the one before:
+    /// `[CreatePartner, PartnerCreado, ContratoCreado, ContratoAprobado]`.
+    pub fn through_approval(&self) -> [Msg; 4] {
+        let create = self.create_partner();
+        let creado = self.partner_creado(&create);
+        let contrato = self.contrato_creado(&creado);
+        let aprobado = self.contrato_aprobado(&contrato);
+        [create, creado, contrato, aprobado]
+    }
+
+    /// The messages up to compliance's rejection, each caused by the one before:
+    /// `[CreatePartner, PartnerCreado, ContratoCreado, ContratoRechazado]`.
+    pub fn through_rejection(&self) -> [Msg; 4] {
+        let create = self.create_partner();
+        let creado = self.partner_creado(&create);
+        let contrato = self.contrato_creado(&creado);
+        let rechazado = self.contrato_rechazado(&contrato);
+        [create, creado, contrato, rechazado]
     }
 
     /// integraciones' answer to a `DesactivarPartner` the saga published.

@@ -8,7 +8,9 @@ use sagas::domain::EstadoSaga;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{config, next_matching, Harness, Instance, Onboarding};
+use testkit::bus::next_matching;
+
+use crate::helpers::{config, Harness, Instance, Onboarding};
 
 async fn get(harness: &Harness, app: &Instance, path: &str) -> (StatusCode, Value) {
     let response = harness.client.get(app.url(path)).send().await.unwrap();
@@ -42,13 +44,10 @@ async fn review(
 /// Drives a saga to `PENDIENTE_REVISION` through the bus.
 async fn pending_review(harness: &Harness) -> Onboarding {
     let onboarding = Onboarding::new();
-    let create = onboarding.create_partner();
-    let creado = onboarding.partner_creado(&create);
-    let contrato = onboarding.contrato_creado(&creado);
-    let rechazado = onboarding.contrato_rechazado(&contrato);
-    for message in [&create, &creado, &contrato, &rechazado] {
-        harness.publish(message).await;
-    }
+    let [create, creado, contrato, rechazado] = onboarding.through_rejection();
+    harness
+        .publish_all(&[&create, &creado, &contrato, &rechazado])
+        .await;
     harness
         .wait_saga(onboarding.saga_id, "the review wait", |s| {
             s.saga.estado == EstadoSaga::PendienteRevision

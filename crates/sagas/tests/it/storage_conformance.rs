@@ -315,32 +315,8 @@ async fn timestamps_round_trip_in_utc(db: &Db) {
     assert!(back.saga.creada_en <= at + TimeDelta::seconds(1));
 }
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let test_db = crate::helpers::TestDb::sqlite().await;
-                    super::$name(&test_db.db).await;
-                    test_db.cleanup().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let test_db = crate::helpers::TestDb::postgres().await;
-                    super::$name(&test_db.db).await;
-                    test_db.cleanup().await;
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+testkit::on_both_backends!(
+    crate::helpers::SCHEMA;
     a_saga_round_trips,
     an_update_applies_only_at_the_expected_version,
     a_second_saga_for_the_same_onboarding_is_refused,

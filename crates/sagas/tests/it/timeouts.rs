@@ -10,7 +10,9 @@ use sagas::application::Outcome;
 use sagas::domain::{EstadoSaga, Paso};
 use sagas::SagasConfig;
 
-use crate::helpers::{config, next_matching, rows, story, Harness, Onboarding};
+use testkit::bus::next_matching;
+
+use crate::helpers::{config, rows, story, Harness, Onboarding};
 
 fn fast() -> SagasConfig {
     SagasConfig {
@@ -184,10 +186,7 @@ async fn review_waits_never_time_out() {
     let app = harness.instance(fast(), false).await;
     let handler = app.sagas.saga_handler();
     let onboarding = Onboarding::new();
-    let create = onboarding.create_partner();
-    let creado = onboarding.partner_creado(&create);
-    let contrato = onboarding.contrato_creado(&creado);
-    let rechazado = onboarding.contrato_rechazado(&contrato);
+    let [create, creado, contrato, rechazado] = onboarding.through_rejection();
     for message in [&create, &creado, &contrato, &rechazado] {
         handler.dispatch(&message.envelope).await.unwrap();
     }
