@@ -1,0 +1,50 @@
+//! Every check of `testkit::bus_conformance`, each under its own subject prefix.
+
+use std::sync::Arc;
+
+use kernel::Bus;
+use testkit::bus_conformance as suite;
+
+use crate::helpers::{connect, TestNats};
+
+macro_rules! conformance {
+    ($($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let test = TestNats::start().await;
+                suite::$check(Arc::new(test.bus.clone())).await;
+                test.bus.close().await;
+            }
+        )*
+    };
+}
+
+conformance!(
+    ping_succeeds,
+    publish_reaches_every_group,
+    delivery_carries_the_published_envelope,
+    acked_message_is_not_redelivered,
+    nack_redelivers_after_the_delay,
+    unsettled_delivery_is_redelivered_after_ack_wait,
+    competing_consumers_share_a_group,
+    duplicate_publish_is_ignored,
+    new_group_starts_from_the_oldest_message,
+    one_group_keeps_its_topics_apart,
+    nack_dead_letters_after_max_attempts,
+    dead_letter_sends_the_message_at_once,
+);
+
+/// "Reopening" is a new client on the same prefix after the first was dropped without settling
+/// what it held: the server hands the held message out again when its ack wait runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacked_messages_survive_a_restart() {
+    let test = TestNats::start().await;
+    test.bus.close().await;
+    let (url, prefix) = (test.url.clone(), test.prefix.clone());
+    suite::unacked_messages_survive_a_restart(|| {
+        let (url, prefix) = (url.clone(), prefix.clone());
+        async move { Arc::new(connect(&url, &prefix).await) as Arc<dyn Bus> }
+    })
+    .await;
+}
