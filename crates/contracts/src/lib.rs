@@ -5,6 +5,7 @@
 pub mod compliance;
 pub mod contratos;
 pub mod partners;
+pub mod programas;
 pub mod sagas;
 pub mod topics;
 
