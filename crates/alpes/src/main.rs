@@ -6,7 +6,8 @@ mod dlq;
 
 use std::path::PathBuf;
 
-use alpes::platform::{self, Databases, Platform, ServiceName};
+use alpes::bench::{BenchMode, BenchOptions};
+use alpes::platform::{self, Mode, Platform, ServiceName};
 use alpes::settings::{LogFormat, Settings};
 use clap::{Parser, Subcommand};
 
@@ -23,6 +24,16 @@ struct Cli {
     /// Where embedded mode keeps its databases and bus (default ./.alpes).
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
+    /// NATS JetStream URL (nats://host:4222); without it the embedded bus is used.
+    #[arg(long, global = true, visible_alias = "bus")]
+    bus_url: Option<String>,
+    /// Subject prefix on NATS, so several deployments can share one server (default alpes).
+    #[arg(long, global = true)]
+    bus_prefix: Option<String>,
+    /// The database: for `serve`, the service's own (sqlite://FILE or postgres://…); for `up`,
+    /// a PostgreSQL server URL whose database name is the prefix of one database per service.
+    #[arg(long, global = true)]
+    database_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,12 +46,35 @@ enum Command {
     /// Runs one service alone.
     Serve {
         service: ServiceName,
-        /// The service's database: sqlite://FILE or postgres://USER@HOST/DB (created if missing).
-        #[arg(long)]
-        database_url: Option<String>,
         /// The port to listen on (default: the service's port).
         #[arg(long)]
         port: Option<u16>,
+    },
+    /// Measures the platform: onboards partners through the BFF at a fixed offered rate (or as
+    /// fast as it answers) and reports sagas per second, latencies, CPU and memory.
+    Bench {
+        /// Start the platform embedded (`alpes up`) or distributed (PostgreSQL + NATS).
+        #[arg(long, value_enum, default_value = "embedded")]
+        mode: BenchMode,
+        /// Onboardings offered per second, or `max` for as fast as the platform answers.
+        #[arg(long, default_value = "max")]
+        rate: String,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Concurrent requests with `--rate max`; cap on requests in flight otherwise.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Measure a BFF already running instead of starting a platform (its bus is found
+        /// through --data-dir, or --bus-url and --bus-prefix).
+        #[arg(long)]
+        target: Option<String>,
+        /// The PostgreSQL server for `--mode distributed`.
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+        postgres_url: String,
+        /// Print one JSON object instead of the summary.
+        #[arg(long)]
+        json: bool,
     },
     /// Inspects and re-drives dead letters of the embedded bus (safe while `alpes up` runs).
     Dlq {
@@ -70,16 +104,20 @@ fn main() -> anyhow::Result<()> {
     if let Some(dir) = cli.data_dir {
         settings.data_dir = dir;
     }
+    if let Some(url) = cli.database_url {
+        settings.database_url = Some(url);
+    }
+    if let Some(url) = cli.bus_url {
+        settings.bus_url = Some(url);
+    }
+    if let Some(prefix) = cli.bus_prefix {
+        settings.bus_prefix = prefix;
+    }
     if let Command::Serve {
-        database_url, port, ..
+        port: Some(port), ..
     } = &cli.command
     {
-        if let Some(url) = database_url {
-            settings.database_url = Some(url.clone());
-        }
-        if let Some(port) = port {
-            settings.port = Some(*port);
-        }
+        settings.port = Some(*port);
     }
     install_tracing(&settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -90,6 +128,37 @@ fn main() -> anyhow::Result<()> {
             Command::Up => up(settings).await,
             Command::Serve { service, .. } => serve(service, settings).await,
             Command::Dlq { action } => dlq::run(action, &settings).await,
+            Command::Bench {
+                mode,
+                rate,
+                duration,
+                concurrency,
+                target,
+                postgres_url,
+                json,
+            } => {
+                let rate = match rate.as_str() {
+                    "max" => None,
+                    number => Some(number.parse::<u32>().map_err(|_| {
+                        anyhow::anyhow!("--rate takes a number of onboardings per second or max, not {number:?}")
+                    })?),
+                };
+                let options = BenchOptions {
+                    mode,
+                    rate,
+                    duration: std::time::Duration::from_secs(duration),
+                    concurrency: concurrency.max(1),
+                    target,
+                    postgres_url,
+                };
+                let report = alpes::bench::run(&settings, options).await?;
+                if json {
+                    println!("{}", serde_json::to_string(&report)?);
+                } else {
+                    print!("{}", alpes::bench::render(&report));
+                }
+                Ok(())
+            }
         }
     })
 }
@@ -107,13 +176,16 @@ fn install_tracing(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `alpes up`: every service in this process, embedded mode.
+/// `alpes up`: every service in this process.
 async fn up(settings: Settings) -> anyhow::Result<()> {
-    let platform = Platform::start_embedded(&settings, &ServiceName::ALL).await?;
-    println!(
-        "AlpesPartners is up (embedded mode, data in {})",
-        settings.data_dir.display()
-    );
+    let platform = Platform::start(&settings, &ServiceName::ALL, Mode::Up).await?;
+    match &settings.bus_url {
+        None => println!(
+            "AlpesPartners is up (embedded mode, data in {})",
+            settings.data_dir.display()
+        ),
+        Some(url) => println!("AlpesPartners is up (one process on NATS at {url})"),
+    }
     print!("{}", platform.banner());
     println!("Press Ctrl-C to stop.");
     let stopped = platform::wait_for_stop_signal().await;
@@ -121,20 +193,12 @@ async fn up(settings: Settings) -> anyhow::Result<()> {
     stopped
 }
 
-/// `alpes serve <service>`: one unit alone, on the database the settings name.
+/// `alpes serve <service>`: one unit alone, on the database and bus the settings name.
 async fn serve(service: ServiceName, settings: Settings) -> anyhow::Result<()> {
-    let bus = platform::open_embedded_bus(&settings.data_dir).await?;
-    let platform = Platform::start_with_bus(
-        &settings,
-        &[service],
-        Databases::Serve,
-        std::sync::Arc::new(bus.clone()),
-    )
-    .await?;
+    let platform = Platform::start(&settings, &[service], Mode::Serve).await?;
     print!("{}", platform.banner());
     println!("Press Ctrl-C to stop.");
     let stopped = platform::wait_for_stop_signal().await;
     platform.stop().await;
-    bus.close().await;
     stopped
 }

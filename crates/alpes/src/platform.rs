@@ -58,21 +58,59 @@ impl ServiceName {
     }
 }
 
-/// Where each context's database is.
-#[derive(Debug, Clone)]
-pub enum Databases {
-    /// One SQLite file per context in the data directory.
-    Embedded,
+/// How the units are deployed, which decides where each context's database is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `alpes up`: every context in this process, each with its own database: a SQLite file
+    /// in the data directory, or, when `database_url` names a PostgreSQL server, a database
+    /// per context named after it (`…/alpes` → `alpes_integraciones`, `alpes_alianzas`, …).
+    Up,
     /// `alpes serve`: the unit's database from the settings (SQLite in the data directory when
     /// unset); the saga log's is its own setting or derived from alianzas'.
     Serve,
+}
+
+/// The bus the platform runs on: the embedded one in the data directory, or NATS JetStream
+/// when `bus_url` is set.
+#[derive(Clone)]
+pub enum BusHandle {
+    Embedded(embedded_bus::EmbeddedBus),
+    Nats(nats_bus::NatsBus),
+}
+
+impl BusHandle {
+    pub async fn open(settings: &Settings) -> anyhow::Result<BusHandle> {
+        match &settings.bus_url {
+            Some(url) => nats_bus::NatsBus::connect(url, &settings.bus_prefix)
+                .await
+                .map(BusHandle::Nats)
+                .with_context(|| format!("connecting to NATS JetStream at {url}")),
+            None => open_embedded_bus(&settings.data_dir)
+                .await
+                .map(BusHandle::Embedded),
+        }
+    }
+
+    pub fn shared(&self) -> Arc<dyn Bus> {
+        match self {
+            BusHandle::Embedded(bus) => Arc::new(bus.clone()),
+            BusHandle::Nats(bus) => Arc::new(bus.clone()),
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            BusHandle::Embedded(bus) => bus.close().await,
+            BusHandle::Nats(bus) => bus.close().await,
+        }
+    }
 }
 
 /// A running set of services in this process.
 pub struct Platform {
     units: Vec<Unit>,
     trigger: ShutdownTrigger,
-    embedded_bus: Option<embedded_bus::EmbeddedBus>,
+    bus: Option<BusHandle>,
 }
 
 struct Unit {
@@ -83,24 +121,30 @@ struct Unit {
 }
 
 impl Platform {
-    /// Embedded mode: opens the durable bus in the data directory and starts `units`.
-    pub async fn start_embedded(
+    /// Opens the bus the settings name and starts `units` on it.
+    pub async fn start(
         settings: &Settings,
         units: &[ServiceName],
+        mode: Mode,
     ) -> anyhow::Result<Platform> {
-        let bus = open_embedded_bus(&settings.data_dir).await?;
-        let mut platform =
-            Platform::start_with_bus(settings, units, Databases::Embedded, Arc::new(bus.clone()))
-                .await?;
-        platform.embedded_bus = Some(bus);
-        Ok(platform)
+        let bus = BusHandle::open(settings).await?;
+        match Platform::start_with_bus(settings, units, mode, bus.shared()).await {
+            Ok(mut platform) => {
+                platform.bus = Some(bus);
+                Ok(platform)
+            }
+            Err(error) => {
+                bus.close().await;
+                Err(error)
+            }
+        }
     }
 
     /// Starts `units` on `bus` (tests pass a wrapped bus here).
     pub async fn start_with_bus(
         settings: &Settings,
         units: &[ServiceName],
-        databases: Databases,
+        mode: Mode,
         bus: Arc<dyn Bus>,
     ) -> anyhow::Result<Platform> {
         std::fs::create_dir_all(&settings.data_dir)
@@ -109,7 +153,7 @@ impl Platform {
         let mut platform = Platform {
             units: Vec::new(),
             trigger,
-            embedded_bus: None,
+            bus: None,
         };
         let mut wanted: Vec<ServiceName> = units.to_vec();
         wanted.sort();
@@ -119,7 +163,7 @@ impl Platform {
             let started = start_unit(
                 unit,
                 settings,
-                &databases,
+                mode,
                 bus.clone(),
                 shutdown.clone(),
                 &platform.urls(),
@@ -186,7 +230,7 @@ impl Platform {
             }
             tracing::info!(service = unit.name, "stopped");
         }
-        if let Some(bus) = self.embedded_bus {
+        if let Some(bus) = self.bus {
             bus.close().await;
         }
     }
@@ -210,23 +254,21 @@ fn sqlite_url(data_dir: &Path, context: &str) -> String {
 }
 
 /// The database URL of `context` when `unit` is deployed.
-fn database_url(
-    settings: &Settings,
-    databases: &Databases,
-    unit: ServiceName,
-    context: &str,
-) -> String {
+fn database_url(settings: &Settings, mode: Mode, unit: ServiceName, context: &str) -> String {
     let embedded = || sqlite_url(&settings.data_dir, context);
-    match databases {
-        Databases::Embedded => embedded(),
-        Databases::Serve if context == "sagas" && unit == ServiceName::Alianzas => {
+    match mode {
+        Mode::Up => match &settings.database_url {
+            Some(server) if !server.starts_with("sqlite:") => derived_url(server, context),
+            _ => embedded(),
+        },
+        Mode::Serve if context == "sagas" && unit == ServiceName::Alianzas => {
             match (&settings.sagas.database_url, &settings.database_url) {
                 (Some(url), _) => url.clone(),
                 (None, Some(alianzas)) => derived_url(alianzas, "sagas"),
                 (None, None) => embedded(),
             }
         }
-        Databases::Serve => settings.database_url.clone().unwrap_or_else(embedded),
+        Mode::Serve => settings.database_url.clone().unwrap_or_else(embedded),
     }
 }
 
@@ -259,13 +301,13 @@ async fn connect(url: &str, context: &str) -> anyhow::Result<Db> {
 async fn start_unit(
     unit: ServiceName,
     settings: &Settings,
-    databases: &Databases,
+    mode: Mode,
     bus: Arc<dyn Bus>,
     shutdown: Shutdown,
     started: &BTreeMap<&'static str, String>,
 ) -> anyhow::Result<Unit> {
     let name = unit.as_str();
-    let url_of = |context: &str| database_url(settings, databases, unit, context);
+    let url_of = |context: &str| database_url(settings, mode, unit, context);
     let mut dbs = Vec::new();
     let mut tasks = Vec::new();
     let parts = match unit {
@@ -362,9 +404,9 @@ async fn start_unit(
             service.parts()
         }
     };
-    let port = match databases {
-        Databases::Serve => settings.port.unwrap_or_else(|| unit.default_port(settings)),
-        Databases::Embedded => unit.default_port(settings),
+    let port = match mode {
+        Mode::Serve => settings.port.unwrap_or_else(|| unit.default_port(settings)),
+        Mode::Up => unit.default_port(settings),
     };
     let host = settings.host.as_str();
     let listener = TcpListener::bind((host, port))

@@ -123,6 +123,11 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// `alpes serve`: the port, overriding the service's default.
     pub port: Option<u16>,
+    /// NATS JetStream (`nats://host:4222`); unset, services use the embedded bus in the data
+    /// directory.
+    pub bus_url: Option<String>,
+    /// Subjects are `<bus_prefix>.<topic>`, so several deployments can share one NATS server.
+    pub bus_prefix: String,
     pub log_format: LogFormat,
     /// `tracing` filter, e.g. `info` or `integraciones=debug,info`.
     pub log: String,
@@ -140,6 +145,8 @@ impl Default for Settings {
             ports: Ports::default(),
             database_url: None,
             port: None,
+            bus_url: None,
+            bus_prefix: "alpes".to_owned(),
             log_format: LogFormat::Human,
             log: "info".to_owned(),
             alianzas: AlianzasSettings::default(),
@@ -190,6 +197,12 @@ impl Settings {
         }
         if let Some(value) = var("ALPES_PORT") {
             self.port = Some(parse_port("ALPES_PORT", &value)?);
+        }
+        if let Some(value) = var("ALPES_BUS_URL") {
+            self.bus_url = Some(value);
+        }
+        if let Some(value) = var("ALPES_BUS_PREFIX") {
+            self.bus_prefix = value;
         }
         if let Some(value) = var("ALPES_LOG") {
             self.log = value;

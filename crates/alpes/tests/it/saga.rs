@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alpes::platform::{Databases, Platform, ServiceName};
+use alpes::platform::{Mode, Platform, ServiceName};
 use alpes::settings::Settings;
 use kernel::Bus;
 use serde_json::{json, Value};
@@ -57,10 +57,9 @@ impl TestPlatform {
         } else {
             Arc::new(bus.clone())
         };
-        let platform =
-            Platform::start_with_bus(&settings, &options.units, Databases::Embedded, shared)
-                .await
-                .unwrap();
+        let platform = Platform::start_with_bus(&settings, &options.units, Mode::Up, shared)
+            .await
+            .unwrap();
         TestPlatform {
             platform: Some(platform),
             bus,
