@@ -10,6 +10,10 @@
 //! disconnected wait for the reconnection up to the JetStream request timeout, then fail with
 //! `BusError::Unavailable` (the outbox relay retries them, and de-duplication absorbs a publish
 //! that did land).
+//!
+//! De-duplication holds within the streams' duplicate window (2 minutes by default); a message
+//! re-published later is stored again, and consumers' inboxes make handling it a no-op.
+//! Built without a TLS crypto provider: `nats://` only.
 
 mod names;
 mod subscription;
@@ -98,15 +102,20 @@ impl NatsBus {
     /// exceeds a retention time (JetStream refuses such a stream).
     pub async fn connect_with(url: &str, config: NatsBusConfig) -> Result<NatsBus, BusError> {
         names::check_prefix(&config.prefix).map_err(invalid)?;
-        let shortest_age = config
-            .dead_letter_max_age
-            .map_or(config.max_age, |dead| dead.min(config.max_age));
+        // Zero is "no limit" to JetStream, for retention as for the window.
+        let limited_ages = [Some(config.max_age), config.dead_letter_max_age]
+            .into_iter()
+            .flatten()
+            .filter(|age| !age.is_zero());
         if config.duplicate_window.is_zero()
-            || (!shortest_age.is_zero() && config.duplicate_window > shortest_age)
+            || limited_ages
+                .clone()
+                .any(|age| config.duplicate_window > age)
         {
             return Err(BusError::Unavailable(format!(
-                "the duplicate window {:?} must be positive and within the retention {shortest_age:?}",
-                config.duplicate_window
+                "the duplicate window {:?} must be positive and within every retention ({:?})",
+                config.duplicate_window,
+                limited_ages.collect::<Vec<_>>()
             )));
         }
         let client = async_nats::ConnectOptions::new()
@@ -116,6 +125,10 @@ impl NatsBus {
                     async_nats::Event::Connected => tracing::info!("nats: connected"),
                     async_nats::Event::Disconnected => {
                         tracing::warn!("nats: disconnected; reconnecting")
+                    }
+                    // Draining and closing follow our own `close`.
+                    async_nats::Event::Draining | async_nats::Event::Closed => {
+                        tracing::debug!(event = %event, "nats: connection event")
                     }
                     other => tracing::warn!(event = %other, "nats: connection event"),
                 }
@@ -144,6 +157,38 @@ impl NatsBus {
     /// The settings this bus was connected with.
     pub fn config(&self) -> &NatsBusConfig {
         &self.inner.config
+    }
+
+    /// Deletes every stream of this bus's prefix, with their messages and consumer groups:
+    /// tearing down a deployment (or a test's) that shares a server with others. Returns how
+    /// many streams went.
+    pub async fn delete_streams(&self) -> Result<usize, BusError> {
+        use futures_util::TryStreamExt;
+        let names: Vec<String> = self
+            .inner
+            .jetstream
+            .stream_names()
+            .try_collect()
+            .await
+            .map_err(|error| BusError::Unavailable(format!("cannot list streams: {error}")))?;
+        let own = format!("{}_", self.inner.config.prefix);
+        let mut deleted = 0;
+        for name in names.iter().filter(|name| name.starts_with(&own)) {
+            self.inner
+                .jetstream
+                .delete_stream(name)
+                .await
+                .map_err(|error| {
+                    BusError::Unavailable(format!("cannot delete stream {name}: {error}"))
+                })?;
+            deleted += 1;
+        }
+        self.inner
+            .ensured
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+        Ok(deleted)
     }
 
     /// Flushes what was sent and closes the connection. Afterwards every operation on this bus,

@@ -79,9 +79,7 @@ pub async fn delete_streams(url: &str, prefix: &str) {
         .unwrap_or_default();
     let own = format!("{prefix}_");
     for name in names.iter().filter(|name| name.starts_with(&own)) {
-        let t = Instant::now();
-        let r = jetstream.delete_stream(name).await;
-        eprintln!("delete {name} {:?} {:?}", t.elapsed(), r.err());
+        let _ = jetstream.delete_stream(name).await;
     }
 }
 
