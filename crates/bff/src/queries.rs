@@ -226,18 +226,30 @@ impl Service {
     }
 
     /// One partner (integraciones) with its `contratos` (alianzas), `cuenta_financiera`
-    /// (compliance) and `saga` (the saga log), fetched concurrently. A partner integraciones
-    /// does not know is 404 whatever the other calls answered.
+    /// (compliance), `saga` (the saga log) and, when campanias is configured, `programas`,
+    /// fetched concurrently. A partner integraciones does not know is 404 whatever the other
+    /// calls answered.
     pub async fn partner_detail(&self, partner_id: Uuid) -> Result<Value, AppError> {
         let upstream = self.upstream();
         let partner_path = format!("/api/v1/partners/{partner_id}");
         let sagas_path = format!("/sagas?partner_id={partner_id}");
         let (contratos_path, cuenta_path) = (contratos_path(partner_id), cuenta_path(partner_id));
-        let (partner, contratos, cuenta, sagas) = tokio::join!(
+        let programas_path = format!("/programas?afiliado_id={partner_id}&limit=500");
+        let (partner, contratos, cuenta, sagas, programas) = tokio::join!(
             upstream.get(Servicio::Integraciones, &partner_path),
             upstream.items(Servicio::Alianzas, &contratos_path),
             upstream.optional(Servicio::Compliance, &cuenta_path),
             upstream.items(Servicio::Alianzas, &sagas_path),
+            async {
+                if upstream.has_campanias() {
+                    upstream
+                        .items(Servicio::Campanias, &programas_path)
+                        .await
+                        .map(Some)
+                } else {
+                    Ok(None)
+                }
+            },
         );
         let partner = match partner? {
             Ok(partner) => partner,
@@ -251,7 +263,13 @@ impl Service {
             }
             .into());
         };
-        let (contratos, (cuenta, sagas)) = first_error(contratos, first_error(cuenta, sagas))?;
+        let (contratos, (cuenta, (sagas, programas))) = first_error(
+            contratos,
+            first_error(cuenta, first_error(sagas, programas)),
+        )?;
+        if let Some(programas) = programas {
+            partner.insert("programas".to_owned(), Value::Array(programas));
+        }
         partner.insert("contratos".to_owned(), Value::Array(contratos));
         partner.insert(
             "cuenta_financiera".to_owned(),
@@ -286,4 +304,7 @@ pub struct PartnerAgregado {
     /// The partner's onboarding saga (the saga log), null for a partner created directly.
     #[schema(value_type = Option<Object>)]
     pub saga: Option<Value>,
+    /// The programs the partner is affiliated to (campanias), when campanias is deployed.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub programas: Option<Vec<Value>>,
 }

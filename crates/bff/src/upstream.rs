@@ -17,6 +17,7 @@ pub enum Servicio {
     Integraciones,
     Alianzas,
     Compliance,
+    Campanias,
 }
 
 impl Servicio {
@@ -25,6 +26,7 @@ impl Servicio {
             Servicio::Integraciones => "integraciones",
             Servicio::Alianzas => "alianzas",
             Servicio::Compliance => "compliance",
+            Servicio::Campanias => "campanias",
         }
     }
 }
@@ -70,6 +72,8 @@ pub struct Upstream {
     integraciones: String,
     alianzas: String,
     compliance: String,
+    /// Optional: without campanias the partner view has no programs.
+    campanias: Option<String>,
 }
 
 fn base(url: &str) -> String {
@@ -84,7 +88,13 @@ impl Upstream {
             integraciones: base(&config.integraciones_url),
             alianzas: base(&config.alianzas_url),
             compliance: base(&config.compliance_url),
+            campanias: config.campanias_url.as_deref().map(base),
         }
+    }
+
+    /// Whether campanias is configured.
+    pub fn has_campanias(&self) -> bool {
+        self.campanias.is_some()
     }
 
     /// The absolute URL of `path_and_query` on `servicio`.
@@ -93,6 +103,7 @@ impl Upstream {
             Servicio::Integraciones => &self.integraciones,
             Servicio::Alianzas => &self.alianzas,
             Servicio::Compliance => &self.compliance,
+            Servicio::Campanias => self.campanias.as_deref().unwrap_or_default(),
         };
         format!("{base}{path_and_query}")
     }
