@@ -26,15 +26,18 @@ pub enum ServiceName {
     /// The saga log alone (normally deployed with alianzas).
     Sagas,
     Compliance,
+    /// Programs, campaigns and notifications.
+    Campanias,
     Bff,
 }
 
 impl ServiceName {
     /// Everything `alpes up` runs.
-    pub const ALL: [ServiceName; 4] = [
+    pub const ALL: [ServiceName; 5] = [
         ServiceName::Integraciones,
         ServiceName::Alianzas,
         ServiceName::Compliance,
+        ServiceName::Campanias,
         ServiceName::Bff,
     ];
 
@@ -44,6 +47,7 @@ impl ServiceName {
             ServiceName::Alianzas => "alianzas",
             ServiceName::Sagas => "sagas",
             ServiceName::Compliance => "compliance",
+            ServiceName::Campanias => "campanias",
             ServiceName::Bff => "bff",
         }
     }
@@ -53,6 +57,7 @@ impl ServiceName {
             ServiceName::Integraciones => settings.ports.integraciones,
             ServiceName::Alianzas | ServiceName::Sagas => settings.ports.alianzas,
             ServiceName::Compliance => settings.ports.compliance,
+            ServiceName::Campanias => settings.ports.campanias,
             ServiceName::Bff => settings.ports.bff,
         }
     }
@@ -372,6 +377,20 @@ async fn start_unit(
             );
             service.parts()
         }
+        ServiceName::Campanias => {
+            let db = connect(&url_of("campanias"), "campanias").await?;
+            dbs.push(db.clone());
+            let service = campanias::Campanias::start(db, bus, campanias_config(settings))
+                .await
+                .context("starting campanias")?;
+            tasks.extend(
+                service
+                    .spawn_workers(shutdown.clone())
+                    .await
+                    .context("starting campanias workers")?,
+            );
+            service.parts()
+        }
         ServiceName::Bff => {
             let db = connect(&url_of("bff"), "bff").await?;
             dbs.push(db.clone());
@@ -426,6 +445,25 @@ async fn start_unit(
         dbs,
         tasks,
     })
+}
+
+/// Notifications go to SMTP when a server is configured, else to `.eml` files in the data
+/// directory.
+fn campanias_config(settings: &Settings) -> campanias::CampaniasConfig {
+    let campanias = &settings.campanias;
+    let mut config = match &campanias.smtp_host {
+        Some(host) => campanias::CampaniasConfig::with_smtp_sender(
+            host.clone(),
+            campanias.smtp_port,
+            campanias.smtp_from.clone(),
+        ),
+        None => {
+            campanias::CampaniasConfig::with_file_sender(settings.data_dir.join("notificaciones"))
+        }
+    };
+    config.operator_email = campanias.operator_email.clone();
+    config.max_intentos = campanias.max_intentos;
+    config
 }
 
 async fn start_sagas(

@@ -87,6 +87,33 @@ impl Default for ComplianceSettings {
     }
 }
 
+/// campanias settings: where notifications go.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CampaniasSettings {
+    /// Who hears about reviews awaited, failures without a partner address and program changes.
+    pub operator_email: String,
+    /// Deliver through this SMTP server; unset, each message is a `.eml` file under
+    /// `<data_dir>/notificaciones`.
+    pub smtp_host: Option<String>,
+    pub smtp_port: u16,
+    pub smtp_from: String,
+    /// Delivery attempts before a notification is marked FALLIDA.
+    pub max_intentos: u32,
+}
+
+impl Default for CampaniasSettings {
+    fn default() -> Self {
+        Self {
+            operator_email: "operaciones@alpespartners.local".to_owned(),
+            smtp_host: None,
+            smtp_port: 25,
+            smtp_from: "no-reply@alpespartners.local".to_owned(),
+            max_intentos: 5,
+        }
+    }
+}
+
 /// The BFF's settings: where the other services are when they run in other processes.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -134,6 +161,7 @@ pub struct Settings {
     pub alianzas: AlianzasSettings,
     pub sagas: SagasSettings,
     pub compliance: ComplianceSettings,
+    pub campanias: CampaniasSettings,
     pub bff: BffSettings,
 }
 
@@ -152,6 +180,7 @@ impl Default for Settings {
             alianzas: AlianzasSettings::default(),
             sagas: SagasSettings::default(),
             compliance: ComplianceSettings::default(),
+            campanias: CampaniasSettings::default(),
             bff: BffSettings::default(),
         }
     }
@@ -251,6 +280,18 @@ impl Settings {
             self.alianzas.snapshot_every = value.parse().with_context(|| {
                 format!("ALPES_ALIANZAS_SNAPSHOT_EVERY must be a whole number, not {value:?}")
             })?;
+        }
+        if let Some(value) = var("ALPES_CAMPANIAS_OPERATOR_EMAIL") {
+            self.campanias.operator_email = value;
+        }
+        if let Some(value) = var("ALPES_CAMPANIAS_SMTP_HOST") {
+            self.campanias.smtp_host = Some(value);
+        }
+        if let Some(value) = var("ALPES_CAMPANIAS_SMTP_PORT") {
+            self.campanias.smtp_port = parse_port("ALPES_CAMPANIAS_SMTP_PORT", &value)?;
+        }
+        if let Some(value) = var("ALPES_CAMPANIAS_SMTP_FROM") {
+            self.campanias.smtp_from = value;
         }
         if let Some(value) = var("ALPES_SAGAS_DATABASE_URL") {
             self.sagas.database_url = Some(value);

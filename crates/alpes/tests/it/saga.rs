@@ -1,6 +1,10 @@
-//! The onboarding saga end to end in embedded mode: every test drives the BFF over HTTP, as a
-//! client would, and checks the outcome in each service that owns a piece of it.
+//! The onboarding saga end to end: every test drives the BFF over HTTP, as a client would, and
+//! checks the outcome in each service that owns a piece of it. Each scenario runs twice: in
+//! embedded mode (one process, SQLite, the embedded bus) and distributed (one OS process per
+//! service with two replicas of alianzas and compliance, PostgreSQL and NATS JetStream).
 
+use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,25 +12,48 @@ use alpes::platform::{Mode, Platform, ServiceName};
 use alpes::settings::Settings;
 use kernel::Bus;
 use serde_json::{json, Value};
+use testkit::process::AlpesProcess;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deploy {
+    Embedded,
+    Distributed,
+}
+
+enum Running {
+    InProcess {
+        platform: Platform,
+        bus: embedded_bus::EmbeddedBus,
+    },
+    Processes {
+        /// Each process with the unit it serves.
+        processes: Vec<(ServiceName, AlpesProcess)>,
+        urls: HashMap<String, String>,
+        databases: Vec<String>,
+        nats_url: String,
+        prefix: String,
+    },
+}
+
 struct TestPlatform {
-    platform: Option<Platform>,
-    bus: embedded_bus::EmbeddedBus,
+    running: Option<Running>,
     client: reqwest::Client,
     _data: tempfile::TempDir,
 }
 
 struct Options {
+    deploy: Deploy,
     units: Vec<ServiceName>,
     step_timeout_secs: u64,
     duplicate_deliveries: bool,
 }
 
-impl Default for Options {
-    fn default() -> Self {
+impl Options {
+    fn on(deploy: Deploy) -> Self {
         Self {
+            deploy,
             units: ServiceName::ALL.to_vec(),
             step_timeout_secs: 300,
             duplicate_deliveries: false,
@@ -34,11 +61,30 @@ impl Default for Options {
     }
 }
 
+fn nats_url() -> String {
+    std::env::var("ALPES_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
 impl TestPlatform {
     async fn start(options: Options) -> TestPlatform {
         let data = tempfile::tempdir().unwrap();
+        let running = match options.deploy {
+            Deploy::Embedded => Self::in_process(&options, data.path()).await,
+            Deploy::Distributed => Self::processes(&options, data.path()).await,
+        };
+        TestPlatform {
+            running: Some(running),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+            _data: data,
+        }
+    }
+
+    async fn in_process(options: &Options, data: &Path) -> Running {
         let mut settings = Settings::default();
-        settings.data_dir = data.path().to_path_buf();
+        settings.data_dir = data.to_path_buf();
         settings.ports = alpes::settings::Ports {
             integraciones: 0,
             alianzas: 0,
@@ -47,9 +93,7 @@ impl TestPlatform {
             bff: 0,
         };
         settings.sagas.step_timeout_secs = options.step_timeout_secs;
-        let bus = alpes::platform::open_embedded_bus(data.path())
-            .await
-            .unwrap();
+        let bus = alpes::platform::open_embedded_bus(data).await.unwrap();
         let shared: Arc<dyn Bus> = if options.duplicate_deliveries {
             Arc::new(testkit::duplicating_bus::DuplicatingBus::new(Arc::new(
                 bus.clone(),
@@ -60,19 +104,83 @@ impl TestPlatform {
         let platform = Platform::start_with_bus(&settings, &options.units, Mode::Up, shared)
             .await
             .unwrap();
-        TestPlatform {
-            platform: Some(platform),
-            bus,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
-            _data: data,
+        Running::InProcess { platform, bus }
+    }
+
+    /// One `alpes serve` process per unit on fresh PostgreSQL databases and a fresh NATS
+    /// prefix, with two replicas of alianzas (and its saga log) and of compliance.
+    async fn processes(options: &Options, data: &Path) -> Running {
+        assert!(
+            !options.duplicate_deliveries,
+            "duplicated deliveries are an in-process bus"
+        );
+        let binary = Path::new(env!("CARGO_BIN_EXE_alpes"));
+        let nats_url = nats_url();
+        let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+        let step_timeout = options.step_timeout_secs.to_string();
+        let mut processes = Vec::new();
+        let mut urls: HashMap<String, String> = HashMap::new();
+        let mut databases = Vec::new();
+        for unit in &options.units {
+            let name = unit.as_str();
+            let database = testkit::postgres::fresh_database_url(name);
+            databases.push(database.clone());
+            if *unit == ServiceName::Alianzas {
+                databases.push(format!("{database}_sagas"));
+            }
+            let replicas = match unit {
+                ServiceName::Alianzas | ServiceName::Compliance => 2,
+                _ => 1,
+            };
+            for replica in 0..replicas {
+                let dir = data.join(format!("{name}-{replica}"));
+                let args = [
+                    "serve",
+                    name,
+                    "--database-url",
+                    &database,
+                    "--bus-url",
+                    &nats_url,
+                    "--bus-prefix",
+                    &prefix,
+                    "--data-dir",
+                    dir.to_str().unwrap(),
+                ];
+                let mut env: Vec<(&str, &str)> = vec![
+                    ("ALPES_PORT", "0"),
+                    ("ALPES_SAGAS_STEP_TIMEOUT_SECS", &step_timeout),
+                ];
+                let upstreams: Vec<(&str, String)> = [
+                    ("ALPES_INTEGRACIONES_URL", "integraciones"),
+                    ("ALPES_ALIANZAS_URL", "alianzas"),
+                    ("ALPES_COMPLIANCE_URL", "compliance"),
+                    ("ALPES_CAMPANIAS_URL", "campanias"),
+                ]
+                .iter()
+                .filter_map(|(key, service)| urls.get(*service).map(|url| (*key, url.clone())))
+                .collect();
+                env.extend(upstreams.iter().map(|(key, url)| (*key, url.as_str())));
+                let process = AlpesProcess::start(binary, &args, &env).await;
+                if replica == 0 {
+                    urls.insert(name.to_owned(), process.url(name).to_owned());
+                }
+                processes.push((*unit, process));
+            }
+        }
+        Running::Processes {
+            processes,
+            urls,
+            databases,
+            nats_url,
+            prefix,
         }
     }
 
     fn url(&self, unit: &str) -> String {
-        self.platform.as_ref().unwrap().url(unit).unwrap()
+        match self.running.as_ref().unwrap() {
+            Running::InProcess { platform, .. } => platform.url(unit).unwrap(),
+            Running::Processes { urls, .. } => urls[unit].clone(),
+        }
     }
 
     async fn get(&self, url: String) -> (u16, Value) {
@@ -185,9 +293,45 @@ impl TestPlatform {
         assert_eq!(response.status(), 200, "{:?}", response.text().await);
     }
 
+    /// SIGKILL to the last replica of `unit`, as a crash of that machine would.
+    async fn kill_replica(&mut self, unit: ServiceName) {
+        let Some(Running::Processes { processes, .. }) = self.running.as_mut() else {
+            panic!("only a multi-process deployment has replicas to kill");
+        };
+        let index = processes
+            .iter()
+            .rposition(|(served, _)| *served == unit)
+            .expect("a replica of the unit");
+        let (_, process) = processes.remove(index);
+        process.kill9().await;
+    }
+
     async fn stop(mut self) {
-        self.platform.take().unwrap().stop().await;
-        self.bus.close().await;
+        match self.running.take().unwrap() {
+            Running::InProcess { platform, bus } => {
+                platform.stop().await;
+                bus.close().await;
+            }
+            Running::Processes {
+                processes,
+                databases,
+                nats_url,
+                prefix,
+                ..
+            } => {
+                for (_, process) in processes {
+                    assert!(process.terminate().await, "a service exits 0 on SIGTERM");
+                }
+                for database in databases {
+                    testkit::postgres::drop_database(&database).await;
+                }
+                let bus = nats_bus::NatsBus::connect(&nats_url, &prefix)
+                    .await
+                    .unwrap();
+                bus.delete_streams().await.unwrap();
+                bus.close().await;
+            }
+        }
     }
 }
 
@@ -207,9 +351,8 @@ fn timeline_types(status: &Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_happy_path_completes_with_an_active_contract_and_account() {
-    let platform = TestPlatform::start(Options::default()).await;
+async fn the_happy_path_completes_with_an_active_contract_and_account(deploy: Deploy) {
+    let platform = TestPlatform::start(Options::on(deploy)).await;
     let (onboarding_id, saga_id) = platform
         .onboard(json!({"nombre": "Ana", "email": "ana@happy.test", "tipo": "INFLUENCER"}))
         .await;
@@ -249,9 +392,8 @@ async fn the_happy_path_completes_with_an_active_contract_and_account() {
     platform.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_duplicate_email_fails_the_saga_through_partner_creation_failed() {
-    let platform = TestPlatform::start(Options::default()).await;
+async fn a_duplicate_email_fails_the_saga_through_partner_creation_failed(deploy: Deploy) {
+    let platform = TestPlatform::start(Options::on(deploy)).await;
     let (first, _) = platform
         .onboard(json!({"nombre": "Eva", "email": "eva@dup.test"}))
         .await;
@@ -267,9 +409,8 @@ async fn a_duplicate_email_fails_the_saga_through_partner_creation_failed() {
     platform.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rejected_terms_wait_for_review_and_approval_completes() {
-    let platform = TestPlatform::start(Options::default()).await;
+async fn rejected_terms_wait_for_review_and_approval_completes(deploy: Deploy) {
+    let platform = TestPlatform::start(Options::on(deploy)).await;
     let (onboarding_id, saga_id) = platform
         .onboard(json!({"nombre": "Big", "email": "big@review.test", "terminos": {"monto": 60000}}))
         .await;
@@ -291,9 +432,8 @@ async fn rejected_terms_wait_for_review_and_approval_completes() {
     platform.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rejected_review_fails_the_saga_and_deactivates_the_partner() {
-    let platform = TestPlatform::start(Options::default()).await;
+async fn a_rejected_review_fails_the_saga_and_deactivates_the_partner(deploy: Deploy) {
+    let platform = TestPlatform::start(Options::on(deploy)).await;
     let (onboarding_id, saga_id) = platform
         .onboard(json!({"nombre": "Nope", "email": "nope@review.test", "terminos": {"monto": "60000.00"}}))
         .await;
@@ -316,9 +456,8 @@ async fn a_rejected_review_fails_the_saga_and_deactivates_the_partner() {
     platform.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_contract_that_cannot_be_created_is_compensated() {
-    let platform = TestPlatform::start(Options::default()).await;
+async fn a_contract_that_cannot_be_created_is_compensated(deploy: Deploy) {
+    let platform = TestPlatform::start(Options::on(deploy)).await;
     let (onboarding_id, _) = platform
         .onboard(json!({"nombre": "Barter", "email": "barter@fail.test", "terminos": {"tipo": "trueque"}}))
         .await;
@@ -336,8 +475,9 @@ async fn a_contract_that_cannot_be_created_is_compensated() {
     platform.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_saga_that_stalls_past_its_deadline_fails_with_timeout_and_is_compensated() {
+async fn a_saga_that_stalls_past_its_deadline_fails_with_timeout_and_is_compensated(
+    deploy: Deploy,
+) {
     // compliance is down: the saga stalls after ContratoCreado.
     let platform = TestPlatform::start(Options {
         units: vec![
@@ -346,7 +486,7 @@ async fn a_saga_that_stalls_past_its_deadline_fails_with_timeout_and_is_compensa
             ServiceName::Bff,
         ],
         step_timeout_secs: 1,
-        ..Options::default()
+        ..Options::on(deploy)
     })
     .await;
     let (onboarding_id, _) = platform
@@ -364,7 +504,7 @@ async fn a_saga_that_stalls_past_its_deadline_fails_with_timeout_and_is_compensa
 async fn every_event_delivered_twice_changes_nothing_a_second_time() {
     let platform = TestPlatform::start(Options {
         duplicate_deliveries: true,
-        ..Options::default()
+        ..Options::on(Deploy::Embedded)
     })
     .await;
     let (happy, _) = platform
@@ -456,4 +596,208 @@ impl TestPlatform {
         )
         .await
     }
+}
+
+async fn an_affiliation_follows_its_partner_through_onboarding_and_deletion(deploy: Deploy) {
+    let platform = TestPlatform::start(Options::on(deploy)).await;
+    let campanias = platform.url("campanias");
+    let created = platform
+        .client
+        .post(format!("{campanias}/programas"))
+        .json(&json!({
+            "nombre": "Programa Verano", "brand_id": "brand-1", "tipo": "AFILIADOS",
+            "estado": "ACTIVO", "vigencia_inicio": "2026-06-01", "vigencia_fin": "2027-08-31",
+            "term_modelo": "CPA", "term_moneda": "USD", "term_tarifa_base": 25.5, "term_tope": 100,
+            "afiliaciones": []
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let programa: Value = created.json().await.unwrap();
+    let programa_id = programa["id"].as_str().unwrap().to_owned();
+
+    // Terms over the limit hold the onboarding in review: the partner exists, not yet eligible.
+    let email = "summer@campaigns.test";
+    let (onboarding_id, saga_id) = platform
+        .onboard(json!({"nombre": "Summer", "email": email, "terminos": {"monto": 90000}}))
+        .await;
+    let status = platform
+        .wait_for(&onboarding_id, "PENDIENTE_REVISION")
+        .await;
+    let partner_id = partner_id_of(&status);
+    let affiliated = platform
+        .client
+        .post(format!("{campanias}/programas/{programa_id}/afiliaciones"))
+        .json(&json!({"afiliado_id": partner_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(affiliated.status(), 201);
+    let affiliation: Value = affiliated.json().await.unwrap();
+    assert_eq!(affiliation["estado"], "PENDIENTE", "{affiliation}");
+
+    platform.review(&saga_id, "aprobar").await;
+    platform.wait_for(&onboarding_id, "COMPLETADA").await;
+    let affiliation_state = |wanted: &'static str| {
+        let url = format!("{campanias}/programas/{programa_id}");
+        let partner_id = partner_id.clone();
+        let platform = &platform;
+        async move {
+            testkit::eventually(
+                DEADLINE,
+                &format!("the affiliation to be {wanted}"),
+                || async {
+                    let (_, programa) = platform.get(url.clone()).await;
+                    programa["afiliaciones"]
+                        .as_array()?
+                        .iter()
+                        .find(|a| a["afiliado_id"] == partner_id.as_str() && a["estado"] == wanted)
+                        .cloned()
+                },
+            )
+            .await
+        }
+    };
+    affiliation_state("ACTIVA").await;
+
+    // The partner's view through the BFF lists the program.
+    let (code, view) = platform
+        .get(format!(
+            "{}/api/v1/partners/{partner_id}",
+            platform.url("bff")
+        ))
+        .await;
+    assert_eq!(code, 200);
+    let programas = view["programas"]
+        .as_array()
+        .expect("the view lists programs");
+    assert!(
+        programas.iter().any(|p| p["id"] == programa_id.as_str()),
+        "{view}"
+    );
+
+    // The completed onboarding told the partner exactly once.
+    let notificaciones = format!("{campanias}/notificaciones?destinatario={email}");
+    let sent = testkit::eventually(
+        DEADLINE,
+        "the partner's notification to be sent",
+        || async {
+            let (_, page) = platform.get(notificaciones.clone()).await;
+            let items = page["items"].as_array()?.clone();
+            items
+                .iter()
+                .all(|n| n["estado"] == "ENVIADA")
+                .then_some(items)
+                .filter(|i| !i.is_empty())
+        },
+    )
+    .await;
+    assert_eq!(sent.len(), 1, "one notification to the partner: {sent:?}");
+    assert_eq!(sent[0]["tipo_evento"], "OnboardingEstadoCambiado");
+    assert_eq!(sent[0]["intentos"], 1);
+
+    let deleted = platform
+        .client
+        .delete(format!(
+            "{}/api/v1/partners/{partner_id}",
+            platform.url("integraciones")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    affiliation_state("SUSPENDIDA").await;
+    platform.stop().await;
+}
+
+/// Runs each scenario in both deployments.
+macro_rules! in_both_deployments {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Deploy::Embedded).await;
+                }
+            )*
+        }
+        mod distributed {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Deploy::Distributed).await;
+                }
+            )*
+        }
+    };
+}
+
+in_both_deployments!(
+    the_happy_path_completes_with_an_active_contract_and_account,
+    a_duplicate_email_fails_the_saga_through_partner_creation_failed,
+    rejected_terms_wait_for_review_and_approval_completes,
+    a_rejected_review_fails_the_saga_and_deactivates_the_partner,
+    a_contract_that_cannot_be_created_is_compensated,
+    a_saga_that_stalls_past_its_deadline_fails_with_timeout_and_is_compensated,
+    an_affiliation_follows_its_partner_through_onboarding_and_deletion,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distributed_onboardings_survive_a_compliance_replica_killed_midway() {
+    const ONBOARDINGS: usize = 200;
+    let mut platform = TestPlatform::start(Options::on(Deploy::Distributed)).await;
+    let mut onboardings = Vec::new();
+    for batch in 0..ONBOARDINGS / 20 {
+        let requests = (0..20).map(|i| {
+            let n = batch * 20 + i;
+            platform.onboard(
+                json!({"nombre": format!("Replica {n}"), "email": format!("r{n}@replicas.test")}),
+            )
+        });
+        onboardings.extend(futures_util::future::join_all(requests).await);
+        if batch == 3 {
+            platform.kill_replica(ServiceName::Compliance).await;
+        }
+    }
+    // A delivery held by the killed replica comes back after its ack wait (30 s).
+    let sagas = format!(
+        "{}/sagas?estado=COMPLETADA&limit=1",
+        platform.url("alianzas")
+    );
+    testkit::eventually(
+        Duration::from_secs(120),
+        "every onboarding to complete",
+        || async {
+            let (_, page) = platform.get(sagas.clone()).await;
+            (page["total"] == ONBOARDINGS).then_some(())
+        },
+    )
+    .await;
+    let (_, contracts) = platform
+        .get(format!("{}/contratos?limit=500", platform.url("alianzas")))
+        .await;
+    let items = contracts["items"].as_array().unwrap();
+    let partners: std::collections::HashSet<&str> = items
+        .iter()
+        .map(|c| c["partner_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(items.len(), ONBOARDINGS, "one contract per partner");
+    assert_eq!(partners.len(), ONBOARDINGS);
+    let (_, report) = platform
+        .get(format!(
+            "{}/reportes/financieros",
+            platform.url("compliance")
+        ))
+        .await;
+    assert_eq!(
+        report["totales"]["cuentas_activas"], ONBOARDINGS,
+        "one account per partner"
+    );
+    assert_eq!(
+        report["totales"]["contratos_aprobados"], ONBOARDINGS,
+        "one outcome per contract"
+    );
+    assert_eq!(onboardings.len(), ONBOARDINGS);
+    platform.stop().await;
 }
