@@ -378,6 +378,28 @@ mod tests {
     }
 
     #[test]
+    fn every_example_environment_file_in_deploy_applies() {
+        let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+        let mut files = 0;
+        for entry in std::fs::read_dir(deploy).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let vars: std::collections::HashMap<&str, &str> = text
+                .lines()
+                .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
+                .map(|line| line.split_once('=').unwrap())
+                .collect();
+            let mut settings = Settings::default();
+            settings
+                .apply_env(|key| vars.get(key).map(|v| (*v).to_owned()))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(settings.database_url.is_some() && settings.bus_url.is_some());
+            files += 1;
+        }
+        assert_eq!(files, 5, "one file per deployable service");
+    }
+
+    #[test]
     fn an_unknown_key_or_a_bad_value_is_an_error() {
         assert!(Settings::from_toml("data_dri = \"x\"").is_err());
         let mut settings = Settings::default();
