@@ -17,7 +17,10 @@ use crate::domain::Motivo;
 
 fn handler_error(error: ConsumeError) -> HandlerError {
     // Not-yet-applicable events and database or contention problems: retrying may succeed.
-    HandlerError::Transient(error.to_string())
+    match error {
+        ConsumeError::NotYet(_) => HandlerError::Early(error.to_string()),
+        other => HandlerError::Transient(other.to_string()),
+    }
 }
 
 /// Consumes `PartnerCreado`, `ContratoAprobado`, `ContratoRechazado`, `RevisionContrato`,

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
 use contracts::sagas::OnboardingEstadoCambiado;
 use kernel::{Bus, IntegrationEvent, SubscribeOptions};
 use serde::Serialize;
@@ -338,9 +339,12 @@ async fn consumer_lag(bus: Option<&embedded_bus::EmbeddedBus>) -> Option<i64> {
     Some(total)
 }
 
+/// Times are wall-clock: a saga's completion time is the `time` of its `OnboardingEstadoCambiado`
+/// envelope, stamped by the saga log when it committed the outcome, so how quickly this
+/// observer hears of it does not count.
 struct Shared {
-    intended: Mutex<HashMap<Uuid, Instant>>,
-    completed_at: Mutex<HashMap<Uuid, Instant>>,
+    intended: Mutex<HashMap<Uuid, DateTime<Utc>>>,
+    completed_at: Mutex<HashMap<Uuid, DateTime<Utc>>>,
     completed: AtomicU64,
 }
 
@@ -411,11 +415,22 @@ async fn measure(
     let observer = {
         let shared = shared.clone();
         tokio::spawn(async move {
-            while let Ok(delivery) = subscription.next().await {
+            loop {
+                let delivery = match subscription.next().await {
+                    Ok(delivery) => delivery,
+                    Err(kernel::BusError::Closed) => return,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                };
                 if let Ok(event) = delivery.envelope.decode::<OnboardingEstadoCambiado>() {
                     if event.estado == "COMPLETADA" {
                         let mut completed = shared.completed_at.lock().expect("not poisoned");
-                        if completed.insert(event.saga_id, Instant::now()).is_none() {
+                        if completed
+                            .insert(event.saga_id, delivery.envelope.time)
+                            .is_none()
+                        {
                             shared.completed.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -432,6 +447,10 @@ async fn measure(
     let pids = deployment.pids();
     let idle = usage_of(&pids);
     let started = Instant::now();
+    let started_wall = Utc::now();
+    let wall = move |at: Instant| {
+        started_wall + chrono::Duration::from_std(at.duration_since(started)).unwrap_or_default()
+    };
     let post_latencies = Arc::new(Mutex::new(Vec::new()));
     let errors = Arc::new(AtomicU64::new(0));
     let accepted = Arc::new(AtomicU64::new(0));
@@ -499,7 +518,7 @@ async fn measure(
                                     .intended
                                     .lock()
                                     .expect("not poisoned")
-                                    .insert(saga_id, intended);
+                                    .insert(saga_id, wall(intended));
                             }
                             None => {
                                 errors.fetch_add(1, Ordering::Relaxed);
@@ -570,15 +589,19 @@ async fn measure(
     let intended = shared.intended.lock().expect("not poisoned");
     let completed_at = shared.completed_at.lock().expect("not poisoned");
     let mut saga_latencies = Vec::new();
-    let mut last_completion = load_end;
+    let mut last_completion = wall(load_end);
     for (saga_id, at) in completed_at.iter() {
         if let Some(start) = intended.get(saga_id) {
-            saga_latencies.push(at.duration_since(*start).as_micros() as u64);
+            let latency = (*at - *start).num_microseconds().unwrap_or(0).max(0);
+            saga_latencies.push(latency as u64);
             last_completion = last_completion.max(*at);
         }
     }
     let completed = saga_latencies.len() as u64;
-    let elapsed = last_completion.duration_since(started).as_secs_f64();
+    let elapsed = (last_completion - started_wall)
+        .num_microseconds()
+        .unwrap_or(0) as f64
+        / 1e6;
     let (cpu, peak) = match (idle, during) {
         (Some((idle_cpu, _, _)), Some((cpu, _, peak))) => (Some(cpu - idle_cpu), Some(peak)),
         _ => (None, None),

@@ -16,7 +16,10 @@ use crate::application::{AppError, Service};
 fn handler_error(error: AppError) -> HandlerError {
     // A database failure, contention, or a partner not known yet: retrying may succeed. A
     // technical failure is never turned into a rejection.
-    HandlerError::Transient(error.to_string())
+    match error {
+        AppError::PartnerAunDesconocido { .. } => HandlerError::Early(error.to_string()),
+        other => HandlerError::Transient(other.to_string()),
+    }
 }
 
 /// Consumes `PartnerCreado` (topic `PartnerCreado`).

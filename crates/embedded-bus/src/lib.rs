@@ -22,6 +22,11 @@ use tokio::sync::Notify;
 
 use crate::subscription::EmbeddedSubscription;
 
+/// Every transaction that writes takes the write lock up front. A deferred transaction that
+/// reads and then writes fails at once with "database is locked" when another process (an
+/// operator tool attached to the file) wrote in between; an immediate one waits its turn.
+pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
 /// A handle on the bus file. Cloning is cheap and shares the connection and the wake-ups.
 #[derive(Clone)]
 pub struct EmbeddedBus {
@@ -88,7 +93,7 @@ impl EmbeddedBus {
             .map_err(|error| {
                 BusError::Unavailable(format!("cannot open bus file {}: {error}", path.display()))
             })?;
-        let mut tx = pool.begin().await.map_err(bus_error)?;
+        let mut tx = pool.begin_with(BEGIN_WRITE).await.map_err(bus_error)?;
         schema::create(&mut tx).await.map_err(bus_error)?;
         if recover {
             // The previous owner of the file is gone, so nobody will settle its leases.
@@ -177,7 +182,12 @@ impl EmbeddedBus {
         self.ensure_open()?;
         let dead_topic = dead_letter_topic(group);
         let now = now_ms();
-        let mut tx = self.inner.pool.begin().await.map_err(bus_error)?;
+        let mut tx = self
+            .inner
+            .pool
+            .begin_with(BEGIN_WRITE)
+            .await
+            .map_err(bus_error)?;
         let rows: Vec<(i64, String)> =
             sqlx::query_as("SELECT seq, envelope FROM bus_message WHERE topic = $1 ORDER BY seq")
                 .bind(&dead_topic)
@@ -317,7 +327,12 @@ impl Bus for EmbeddedBus {
             return Ok(());
         }
         let now = now_ms();
-        let mut tx = self.inner.pool.begin().await.map_err(bus_error)?;
+        let mut tx = self
+            .inner
+            .pool
+            .begin_with(BEGIN_WRITE)
+            .await
+            .map_err(bus_error)?;
         let mut added = false;
         for envelope in envelopes {
             added |= insert_message(&mut tx, topic, envelope, now).await?;
@@ -339,7 +354,12 @@ impl Bus for EmbeddedBus {
         let now = now_ms();
         // Registration and backfill share the single connection with publish, so no message
         // can be published between them and be missed.
-        let mut tx = self.inner.pool.begin().await.map_err(bus_error)?;
+        let mut tx = self
+            .inner
+            .pool
+            .begin_with(BEGIN_WRITE)
+            .await
+            .map_err(bus_error)?;
         let created = sqlx::query(
             "INSERT INTO bus_group (group_name, topic, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT DO NOTHING",

@@ -58,7 +58,12 @@ impl EmbeddedSubscription {
     /// dead-lettered instead of handed out again.
     async fn claim(&self) -> Result<Claim, BusError> {
         let now = now_ms();
-        let mut tx = self.bus.pool().begin().await.map_err(bus_error)?;
+        let mut tx = self
+            .bus
+            .pool()
+            .begin_with(crate::BEGIN_WRITE)
+            .await
+            .map_err(bus_error)?;
         let mut dead_lettered = false;
         let claimed = loop {
             let row = sqlx::query(
@@ -250,7 +255,12 @@ impl DeliveryHandle for EmbeddedDeliveryHandle {
 
     async fn dead_letter(&self, error: &str) -> Result<(), BusError> {
         self.bus.ensure_open()?;
-        let mut tx = self.bus.pool().begin().await.map_err(bus_error)?;
+        let mut tx = self
+            .bus
+            .pool()
+            .begin_with(crate::BEGIN_WRITE)
+            .await
+            .map_err(bus_error)?;
         let deleted = sqlx::query(
             "DELETE FROM bus_delivery WHERE group_name = $1 AND seq = $2 AND attempts = $3",
         )

@@ -20,6 +20,10 @@ pub enum HandlerError {
     /// Worth retrying: a database or broker hiccup, a lock conflict.
     #[error("transient: {0}")]
     Transient(String),
+    /// Arrived before something it depends on (its saga, its cause, its partner): topics are
+    /// consumed independently, so this is expected and retried quietly.
+    #[error("early: {0}")]
+    Early(String),
     /// Will never succeed: undecodable payload, unknown version.
     #[error("poison: {0}")]
     Poison(String),
@@ -132,6 +136,11 @@ async fn settle(delivery: Delivery, handler: &dyn MessageHandler, backoff: Backo
             tracing::warn!(%id, %event_type, attempt = delivery.attempt, %error, "handler failed; will retry");
             let delay = backoff.delay(delivery.attempt);
             delivery.nack(delay, &error).await
+        }
+        Err(HandlerError::Early(reason)) => {
+            tracing::debug!(%id, %event_type, attempt = delivery.attempt, %reason, "arrived early; will retry");
+            let delay = backoff.delay(delivery.attempt);
+            delivery.nack(delay, &reason).await
         }
         Err(HandlerError::Poison(error)) => {
             tracing::error!(%id, %event_type, %error, "poison message; dead-lettering");

@@ -31,7 +31,10 @@ pub const TOPICS: [&str; 8] = [
 fn handler_error(error: AppError) -> HandlerError {
     // Every error that reaches here is worth retrying: an event that arrived before its saga or
     // its cause, a database or contention problem. Refused events were logged, not raised.
-    HandlerError::Transient(error.to_string())
+    match error {
+        AppError::NotYetKnown(_) => HandlerError::Early(error.to_string()),
+        other => HandlerError::Transient(other.to_string()),
+    }
 }
 
 /// Consumes every onboarding event the saga follows.

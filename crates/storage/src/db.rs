@@ -84,7 +84,9 @@ impl Db {
     /// Opens a write transaction. On SQLite it waits for the single writer connection.
     pub async fn begin(&self) -> Result<Tx, StorageError> {
         Ok(match self {
-            Db::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
+            // IMMEDIATE takes the write lock up front: a deferred transaction that reads, then
+            // writes, fails at once if another connection wrote in between.
+            Db::Sqlite { writer, .. } => Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }

@@ -340,7 +340,7 @@ async fn events_for_a_contract_not_yet_known_or_not_yet_in_review_are_retried() 
     };
     let envelope = envelope_of(&unknown, None);
     let error = handler.handle(&envelope).await.unwrap_err();
-    assert!(matches!(error, HandlerError::Transient(_)), "{error}");
+    assert!(matches!(error, HandlerError::Early(_)), "{error}");
     assert!(
         !storage::inbox::contains(app.service.db(), "alianzas", envelope.id)
             .await
@@ -365,7 +365,7 @@ async fn events_for_a_contract_not_yet_known_or_not_yet_in_review_are_retried() 
     );
     assert!(matches!(
         handler.handle(&rejection).await,
-        Err(HandlerError::Transient(_))
+        Err(HandlerError::Early(_))
     ));
     let rechazo = ContratoRechazado {
         contrato_id,

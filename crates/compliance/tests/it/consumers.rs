@@ -250,7 +250,7 @@ async fn a_contract_that_overtakes_its_partner_waits_and_is_approved_when_it_arr
         .handle(&envelope)
         .await
         .unwrap_err();
-    assert!(matches!(error, HandlerError::Transient(_)), "{error}");
+    assert!(matches!(error, HandlerError::Early(_)), "{error}");
     assert!(
         !storage::inbox::contains(app.db(), "compliance", envelope.id)
             .await

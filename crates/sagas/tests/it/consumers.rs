@@ -278,10 +278,10 @@ async fn every_event_delivered_twice_changes_nothing_the_second_time_on_postgres
     every_event_delivered_twice_changes_nothing_the_second_time(Harness::postgres().await).await;
 }
 
-fn transient(result: Result<Outcome, HandlerError>) -> String {
+fn retried_early(result: Result<Outcome, HandlerError>) -> String {
     match result {
-        Err(HandlerError::Transient(reason)) => reason,
-        other => panic!("expected a transient error, got {other:?}"),
+        Err(HandlerError::Early(reason)) => reason,
+        other => panic!("expected an early arrival to be retried, got {other:?}"),
     }
 }
 
@@ -294,15 +294,15 @@ async fn an_early_event_is_retried_later_not_logged_as_an_error() {
     let [create, creado, contrato, aprobado] = onboarding.through_approval();
 
     // Before its saga exists.
-    transient(handler.dispatch(&creado.envelope).await);
+    retried_early(handler.dispatch(&creado.envelope).await);
     assert_eq!(
         repo::find(harness.db(), onboarding.saga_id).await.unwrap(),
         None
     );
     handler.dispatch(&create.envelope).await.unwrap();
     // Before its cause (PartnerCreado) reached the saga: nothing is written, not even the inbox.
-    transient(handler.dispatch(&contrato.envelope).await);
-    transient(handler.dispatch(&aprobado.envelope).await);
+    retried_early(handler.dispatch(&contrato.envelope).await);
+    retried_early(handler.dispatch(&aprobado.envelope).await);
     assert_eq!(harness.log(onboarding.saga_id).await.len(), 1);
     assert!(
         !storage::inbox::contains(harness.db(), "sagas", contrato.id())
