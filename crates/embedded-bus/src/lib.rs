@@ -1,6 +1,6 @@
 //! The embedded, durable event bus: the `kernel::Bus` port over its own SQLite file, used in
-//! embedded mode where every service runs in one process. A publish is committed (WAL,
-//! `synchronous=FULL`) before it returns; each group's position is its set of unacknowledged
+//! embedded mode where every service runs in one process. A publish is committed and synced
+//! (WAL, `synchronous=FULL` for that commit) before it returns; each group's position is its set of unacknowledged
 //! deliveries, so a killed process loses nothing and redelivers what was not acked.
 //! One process owns the file at a time: opening it hands out again every in-flight delivery.
 
@@ -80,7 +80,11 @@ impl EmbeddedBus {
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: a published message survives power loss, not only a process crash, because
             // the publisher (an outbox relay) forgets it as soon as publish returns.
-            .synchronous(SqliteSynchronous::Full)
+            // NORMAL for claims, acks and nacks: in WAL mode a commit is then durable against a
+            // crash of this process but may be undone by a power loss, which only hands a
+            // message out again. `publish` switches to FULL around its own commit, and a FULL
+            // commit syncs every earlier frame of the log too.
+            .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             // Idle subscribers poll; logging each statement would drown the logs.
@@ -327,10 +331,14 @@ impl Bus for EmbeddedBus {
             return Ok(());
         }
         let now = now_ms();
-        let mut tx = self
-            .inner
-            .pool
-            .begin_with(BEGIN_WRITE)
+        // A publish is the one write whose loss would lose a message (the publisher forgets it
+        // once this returns), so it alone is synced to disk at commit; see `open_with`.
+        let mut conn = self.inner.pool.acquire().await.map_err(bus_error)?;
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await
+            .map_err(bus_error)?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, BEGIN_WRITE)
             .await
             .map_err(bus_error)?;
         let mut added = false;
@@ -338,6 +346,11 @@ impl Bus for EmbeddedBus {
             added |= insert_message(&mut tx, topic, envelope, now).await?;
         }
         tx.commit().await.map_err(bus_error)?;
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
+            .await
+            .map_err(bus_error)?;
+        drop(conn);
         if added {
             self.wake(topic);
         }
