@@ -230,7 +230,13 @@ async fn start_distributed(
     let server = options.postgres_url.trim_end_matches('/');
     let mut children = Vec::new();
     let mut urls: HashMap<String, String> = HashMap::new();
-    for unit in ["integraciones", "alianzas", "compliance", "bff"] {
+    for unit in [
+        "integraciones",
+        "alianzas",
+        "compliance",
+        "campanias",
+        "bff",
+    ] {
         let args: Vec<String> = vec![
             "serve".into(),
             unit.into(),
@@ -249,6 +255,7 @@ async fn start_distributed(
                 ("ALPES_INTEGRACIONES_URL", "integraciones"),
                 ("ALPES_ALIANZAS_URL", "alianzas"),
                 ("ALPES_COMPLIANCE_URL", "compliance"),
+                ("ALPES_CAMPANIAS_URL", "campanias"),
             ] {
                 env.push((key.to_owned(), urls[service].clone()));
             }
@@ -364,7 +371,43 @@ pub async fn run(settings: &Settings, options: BenchOptions) -> anyhow::Result<R
     };
     let result = measure(settings, &options, &deployment, &prefix).await;
     deployment.stop().await;
+    if options.target.is_none() && options.mode == BenchMode::Distributed {
+        cleanup_distributed(settings, &options, &prefix).await;
+    }
     result
+}
+
+/// Drops the databases and NATS streams a distributed run created (best effort: a leftover only
+/// costs disk, and is named after the run).
+async fn cleanup_distributed(settings: &Settings, options: &BenchOptions, prefix: &str) {
+    use sqlx::Connection;
+    let server = options.postgres_url.trim_end_matches('/');
+    if let Ok(mut admin) = sqlx::PgConnection::connect(&format!("{server}/postgres")).await {
+        for unit in [
+            "integraciones",
+            "alianzas",
+            "alianzas_sagas",
+            "compliance",
+            "campanias",
+            "bff",
+        ] {
+            let statement = format!("DROP DATABASE IF EXISTS \"{prefix}_{unit}\" WITH (FORCE)");
+            if let Err(error) = sqlx::query(&statement).execute(&mut admin).await {
+                tracing::warn!(%error, "could not drop a benchmark database");
+            }
+        }
+        let _ = admin.close().await;
+    }
+    let url = settings
+        .bus_url
+        .clone()
+        .unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
+    if let Ok(bus) = nats_bus::NatsBus::connect(&url, prefix).await {
+        if let Err(error) = bus.delete_streams().await {
+            tracing::warn!(%error, "could not delete the benchmark's streams");
+        }
+        bus.close().await;
+    }
 }
 
 async fn measure(
