@@ -7,6 +7,7 @@
 pub mod bus;
 pub mod bus_conformance;
 pub mod db;
+pub mod deployment;
 pub mod duplicating_bus;
 pub mod http;
 pub mod postgres;

@@ -3,7 +3,6 @@
 //! embedded mode (one process, SQLite, the embedded bus) and distributed (one OS process per
 //! service with two replicas of alianzas and compliance, PostgreSQL and NATS JetStream).
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +11,7 @@ use alpes::platform::{Mode, Platform, ServiceName};
 use alpes::settings::Settings;
 use kernel::Bus;
 use serde_json::{json, Value};
-use testkit::process::AlpesProcess;
+use testkit::deployment::Distributed;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -27,14 +26,7 @@ enum Running {
         platform: Platform,
         bus: embedded_bus::EmbeddedBus,
     },
-    Processes {
-        /// Each process with the unit it serves.
-        processes: Vec<(ServiceName, AlpesProcess)>,
-        urls: HashMap<String, String>,
-        databases: Vec<String>,
-        nats_url: String,
-        prefix: String,
-    },
+    Processes(Distributed),
 }
 
 struct TestPlatform {
@@ -61,16 +53,12 @@ impl Options {
     }
 }
 
-fn nats_url() -> String {
-    std::env::var("ALPES_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
-}
-
 impl TestPlatform {
     async fn start(options: Options) -> TestPlatform {
         let data = tempfile::tempdir().unwrap();
         let running = match options.deploy {
             Deploy::Embedded => Self::in_process(&options, data.path()).await,
-            Deploy::Distributed => Self::processes(&options, data.path()).await,
+            Deploy::Distributed => Self::processes(&options).await,
         };
         TestPlatform {
             running: Some(running),
@@ -109,77 +97,27 @@ impl TestPlatform {
 
     /// One `alpes serve` process per unit on fresh PostgreSQL databases and a fresh NATS
     /// prefix, with two replicas of alianzas (and its saga log) and of compliance.
-    async fn processes(options: &Options, data: &Path) -> Running {
+    async fn processes(options: &Options) -> Running {
         assert!(
             !options.duplicate_deliveries,
             "duplicated deliveries are an in-process bus"
         );
-        let binary = Path::new(env!("CARGO_BIN_EXE_alpes"));
-        let nats_url = nats_url();
-        let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+        let units: Vec<&str> = options.units.iter().map(|unit| unit.as_str()).collect();
         let step_timeout = options.step_timeout_secs.to_string();
-        let mut processes = Vec::new();
-        let mut urls: HashMap<String, String> = HashMap::new();
-        let mut databases = Vec::new();
-        for unit in &options.units {
-            let name = unit.as_str();
-            let database = testkit::postgres::fresh_database_url(name);
-            databases.push(database.clone());
-            if *unit == ServiceName::Alianzas {
-                databases.push(format!("{database}_sagas"));
-            }
-            let replicas = match unit {
-                ServiceName::Alianzas | ServiceName::Compliance => 2,
-                _ => 1,
-            };
-            for replica in 0..replicas {
-                let dir = data.join(format!("{name}-{replica}"));
-                let args = [
-                    "serve",
-                    name,
-                    "--database-url",
-                    &database,
-                    "--bus-url",
-                    &nats_url,
-                    "--bus-prefix",
-                    &prefix,
-                    "--data-dir",
-                    dir.to_str().unwrap(),
-                ];
-                let mut env: Vec<(&str, &str)> = vec![
-                    ("ALPES_PORT", "0"),
-                    ("ALPES_SAGAS_STEP_TIMEOUT_SECS", &step_timeout),
-                ];
-                let upstreams: Vec<(&str, String)> = [
-                    ("ALPES_INTEGRACIONES_URL", "integraciones"),
-                    ("ALPES_ALIANZAS_URL", "alianzas"),
-                    ("ALPES_COMPLIANCE_URL", "compliance"),
-                    ("ALPES_CAMPANIAS_URL", "campanias"),
-                ]
-                .iter()
-                .filter_map(|(key, service)| urls.get(*service).map(|url| (*key, url.clone())))
-                .collect();
-                env.extend(upstreams.iter().map(|(key, url)| (*key, url.as_str())));
-                let process = AlpesProcess::start(binary, &args, &env).await;
-                if replica == 0 {
-                    urls.insert(name.to_owned(), process.url(name).to_owned());
-                }
-                processes.push((*unit, process));
-            }
-        }
-        Running::Processes {
-            processes,
-            urls,
-            databases,
-            nats_url,
-            prefix,
-        }
+        Running::Processes(
+            Distributed::start(
+                Path::new(env!("CARGO_BIN_EXE_alpes")),
+                &units,
+                &[("ALPES_SAGAS_STEP_TIMEOUT_SECS", &step_timeout)],
+            )
+            .await,
+        )
     }
 
     fn url(&self, unit: &str) -> String {
         match self.running.as_ref().unwrap() {
             Running::InProcess { platform, .. } => platform.url(unit).unwrap(),
-            Running::Processes { urls, .. } => urls[unit].clone(),
+            Running::Processes(deployment) => deployment.url(unit),
         }
     }
 
@@ -295,15 +233,10 @@ impl TestPlatform {
 
     /// SIGKILL to the last replica of `unit`, as a crash of that machine would.
     async fn kill_replica(&mut self, unit: ServiceName) {
-        let Some(Running::Processes { processes, .. }) = self.running.as_mut() else {
+        let Some(Running::Processes(deployment)) = self.running.as_mut() else {
             panic!("only a multi-process deployment has replicas to kill");
         };
-        let index = processes
-            .iter()
-            .rposition(|(served, _)| *served == unit)
-            .expect("a replica of the unit");
-        let (_, process) = processes.remove(index);
-        process.kill9().await;
+        deployment.kill_replica(unit.as_str()).await;
     }
 
     async fn stop(mut self) {
@@ -312,25 +245,7 @@ impl TestPlatform {
                 platform.stop().await;
                 bus.close().await;
             }
-            Running::Processes {
-                processes,
-                databases,
-                nats_url,
-                prefix,
-                ..
-            } => {
-                for (_, process) in processes {
-                    assert!(process.terminate().await, "a service exits 0 on SIGTERM");
-                }
-                for database in databases {
-                    testkit::postgres::drop_database(&database).await;
-                }
-                let bus = nats_bus::NatsBus::connect(&nats_url, &prefix)
-                    .await
-                    .unwrap();
-                bus.delete_streams().await.unwrap();
-                bus.close().await;
-            }
+            Running::Processes(deployment) => deployment.stop().await,
         }
     }
 }
