@@ -15,12 +15,20 @@ use crate::domain::{
 };
 
 /// The migrations of this service's tables, applied by `Db::migrate_with("integraciones", …)`.
-pub const MIGRATIONS: &[::storage::Migration] = &[::storage::Migration {
-    version: 1,
-    name: "partner_integracion",
-    sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
-    postgres: include_str!("../migrations/postgres/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[::storage::Migration] = &[
+    ::storage::Migration {
+        version: 1,
+        name: "partner_integracion",
+        sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
+        postgres: include_str!("../migrations/postgres/0001_init.sql"),
+    },
+    ::storage::Migration {
+        version: 2,
+        name: "partner_busqueda_trgm",
+        sqlite: include_str!("../migrations/sqlite/0002_partner_busqueda_trgm.sql"),
+        postgres: include_str!("../migrations/postgres/0002_partner_busqueda_trgm.sql"),
+    },
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
