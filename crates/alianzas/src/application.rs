@@ -226,8 +226,7 @@ impl Service {
 
     /// Commits `tx` and wakes the relay so the new outbox rows leave at once.
     async fn commit(&self, tx: Tx) -> Result<(), AppError> {
-        tx.commit().await?;
-        self.wake.notify_one();
+        outbox::commit_and_wake(tx, &self.wake).await?;
         Ok(())
     }
 

@@ -139,8 +139,7 @@ impl Service {
                 Remembered::Kept(tx) => tx,
                 Remembered::Twin(stored) => return Ok(Written::Replayed(stored)),
             };
-        tx.commit().await?;
-        self.wake.notify_one();
+        outbox::commit_and_wake(tx, &self.wake).await?;
         Ok(Written::Done(onboarding))
     }
 }

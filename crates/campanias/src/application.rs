@@ -45,10 +45,7 @@ impl From<sqlx::Error> for AppError {
 
 impl From<::storage::StorageError> for AppError {
     fn from(error: ::storage::StorageError) -> Self {
-        match error {
-            ::storage::StorageError::Sqlx(error) => error.into(),
-            other => AppError::Repo(RepoError::Corrupt(other.to_string())),
-        }
+        AppError::Repo(error.into())
     }
 }
 
@@ -180,8 +177,7 @@ impl Service {
     /// Commits `tx` and wakes the relay (new outbox rows) and the delivery worker (new
     /// notifications) so they act at once.
     async fn commit(&self, tx: Tx) -> Result<(), AppError> {
-        tx.commit().await?;
-        self.relay.notify_one();
+        outbox::commit_and_wake(tx, &self.relay).await?;
         self.delivery.notify_one();
         Ok(())
     }

@@ -24,18 +24,8 @@ pub const MIGRATIONS: &[::storage::Migration] = &[::storage::Migration {
     postgres: include_str!("../migrations/postgres/0001_init.sql"),
 }];
 
-#[derive(Debug, thiserror::Error)]
-pub enum RepoError {
-    /// A stored row no longer parses into the domain (a manual edit or a bug).
-    #[error("stored row is unreadable: {0}")]
-    Corrupt(String),
-    #[error(transparent)]
-    Sqlx(#[from] sqlx::Error),
-}
-
-fn corrupt(what: &str, id: Uuid, error: impl std::fmt::Display) -> RepoError {
-    RepoError::Corrupt(format!("{what} {id}: {error}"))
-}
+/// The repository error every service shares (`storage::RepoError`).
+pub use ::storage::RepoError;
 
 fn lock_clause(backend: Backend) -> &'static str {
     match backend {
@@ -95,7 +85,7 @@ impl AfiliacionRow {
         Ok(Afiliacion {
             afiliado_id: self.afiliado_id,
             estado: EstadoAfiliacion::parse(&self.estado)
-                .map_err(|e| corrupt("afiliacion", self.programa_id, e))?,
+                .map_err(|e| RepoError::corrupt_row("afiliacion", self.programa_id, e))?,
             fecha_alta: self.fecha_alta,
             fecha_baja: self.fecha_baja,
         })
@@ -105,14 +95,14 @@ impl AfiliacionRow {
 impl ProgramaRow {
     fn into_domain(self, afiliaciones: Vec<Afiliacion>) -> Result<Programa, RepoError> {
         let id = self.programa_id;
-        let bad = |error: ValueError| corrupt("programa", id, error);
+        let bad = |error: ValueError| RepoError::corrupt_row("programa", id, error);
         let terminos = Terminos::new(
             ModeloComision::parse(&self.term_modelo).map_err(bad)?,
             Moneda::parse(&self.term_moneda).map_err(bad)?,
             Amount::from_cents(self.term_tarifa_base_centavos),
             self.term_tope_centavos.map(Amount::from_cents),
         )
-        .map_err(|error| corrupt("programa", id, format!("{error:?}")))?;
+        .map_err(|error| RepoError::corrupt_row("programa", id, format!("{error:?}")))?;
         Ok(Programa::restore(ProgramaState {
             id,
             nombre: Nombre::parse(&self.nombre).map_err(bad)?,
@@ -460,7 +450,7 @@ struct NotificacionRow {
 impl NotificacionRow {
     fn into_record(self) -> Result<Notificacion, RepoError> {
         let id = self.notificacion_id;
-        let bad = |error: ValueError| corrupt("notificacion", id, error);
+        let bad = |error: ValueError| RepoError::corrupt_row("notificacion", id, error);
         Ok(Notificacion {
             id,
             evento_id: self.evento_id,

@@ -49,10 +49,7 @@ impl From<sqlx::Error> for AppError {
 
 impl From<::storage::StorageError> for AppError {
     fn from(error: ::storage::StorageError) -> Self {
-        match error {
-            ::storage::StorageError::Sqlx(error) => error.into(),
-            other => AppError::Repo(RepoError::Corrupt(other.to_string())),
-        }
+        AppError::Repo(error.into())
     }
 }
 
@@ -97,8 +94,7 @@ impl Service {
     }
 
     async fn commit(&self, tx: Tx) -> Result<(), AppError> {
-        tx.commit().await?;
-        self.wake.notify_one();
+        outbox::commit_and_wake(tx, &self.wake).await?;
         Ok(())
     }
 

@@ -26,21 +26,11 @@ pub const MIGRATIONS: &[::storage::Migration] = &[::storage::Migration {
     postgres: include_str!("../migrations/postgres/0001_init.sql"),
 }];
 
-#[derive(Debug, thiserror::Error)]
-pub enum RepoError {
-    /// A stored row no longer parses into the domain (a manual edit or a bug).
-    #[error("stored row is unreadable: {0}")]
-    Corrupt(String),
-    #[error(transparent)]
-    Sqlx(#[from] sqlx::Error),
-}
-
-fn corrupt(what: &str, error: impl std::fmt::Display) -> RepoError {
-    RepoError::Corrupt(format!("{what}: {error}"))
-}
+/// The repository error every service shares (`storage::RepoError`).
+pub use ::storage::RepoError;
 
 fn json_strings(what: &str, text: &str) -> Result<Vec<String>, RepoError> {
-    serde_json::from_str(text).map_err(|error| corrupt(what, error))
+    serde_json::from_str(text).map_err(|error| RepoError::corrupt(what, error))
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> String {
@@ -63,18 +53,23 @@ impl ReglasRow {
     fn into_domain(self) -> Result<ReglasCompliance, RepoError> {
         let monedas = json_strings("regla_config.monedas_permitidas", &self.monedas_permitidas)?
             .iter()
-            .map(|code| Moneda::parse(code).map_err(|e| corrupt("regla_config moneda", e)))
+            .map(|code| {
+                Moneda::parse(code).map_err(|e| RepoError::corrupt("regla_config moneda", e))
+            })
             .collect::<Result<BTreeSet<_>, _>>()?;
         let partner_ids = json_strings(
             "regla_config.partners_bloqueados",
             &self.partners_bloqueados,
         )?
         .iter()
-        .map(|id| Uuid::parse_str(id).map_err(|e| corrupt("regla_config partner", e)))
+        .map(|id| Uuid::parse_str(id).map_err(|e| RepoError::corrupt("regla_config partner", e)))
         .collect::<Result<BTreeSet<_>, _>>()?;
         let emails = json_strings("regla_config.emails_bloqueados", &self.emails_bloqueados)?
             .iter()
-            .map(|email| EmailBloqueado::parse(email).map_err(|e| corrupt("regla_config email", e)))
+            .map(|email| {
+                EmailBloqueado::parse(email)
+                    .map_err(|e| RepoError::corrupt("regla_config email", e))
+            })
             .collect::<Result<BTreeSet<_>, _>>()?;
         ReglasCompliance::new(
             Amount::from_cents(self.limite_centavos),
@@ -84,7 +79,7 @@ impl ReglasRow {
                 emails,
             },
         )
-        .map_err(|error| corrupt("regla_config", format!("{:?}", error.0)))
+        .map_err(|error| RepoError::corrupt("regla_config", format!("{:?}", error.0)))
     }
 }
 
@@ -295,14 +290,15 @@ impl EvaluacionRow {
         let validaciones_pasadas = json_strings(&what, &self.validaciones_pasadas)?
             .iter()
             .map(|nombre| {
-                Regla::from_nombre(nombre).ok_or_else(|| corrupt(&what, format!("rule {nombre}")))
+                Regla::from_nombre(nombre)
+                    .ok_or_else(|| RepoError::corrupt(&what, format!("rule {nombre}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let rechazo = match self.validacion_fallida {
             None => None,
             Some(codigo) => Some(Rechazo {
                 regla: Regla::from_codigo_fallo(&codigo)
-                    .ok_or_else(|| corrupt(&what, format!("code {codigo}")))?,
+                    .ok_or_else(|| RepoError::corrupt(&what, format!("code {codigo}")))?,
                 causa: self.causa_rechazo.unwrap_or_default(),
                 partner_desconocido: false,
             }),
@@ -396,9 +392,9 @@ struct ImpuestoColumn {
 impl CuentaRow {
     fn into_domain(self) -> Result<CuentaFinanciera, RepoError> {
         let what = format!("cuenta_financiera {}", self.partner_id);
-        let bad = |error: crate::domain::ValueError| corrupt(&what, error);
+        let bad = |error: crate::domain::ValueError| RepoError::corrupt(&what, error);
         let impuestos: Vec<ImpuestoColumn> =
-            serde_json::from_str(&self.impuestos).map_err(|e| corrupt(&what, e))?;
+            serde_json::from_str(&self.impuestos).map_err(|e| RepoError::corrupt(&what, e))?;
         let impuestos = impuestos
             .into_iter()
             .map(|linea| {
@@ -598,7 +594,7 @@ pub async fn account_totals(db: &Db, periodo: &Periodo) -> Result<Vec<TotalCuent
         .map(|row| {
             Ok(TotalCuentas {
                 estado: EstadoCuenta::parse(&row.estado)
-                    .map_err(|e| corrupt("cuenta_financiera estado", e))?,
+                    .map_err(|e| RepoError::corrupt("cuenta_financiera estado", e))?,
                 moneda: row.moneda,
                 cuentas: row.cuentas,
             })

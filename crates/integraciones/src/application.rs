@@ -194,11 +194,10 @@ async fn append_all(
     events: Vec<PartnerEvent>,
     context: &EnvelopeContext,
 ) -> Result<(), sqlx::Error> {
-    for event in events {
-        let (topic, envelope) = to_envelope(event, None, context);
-        outbox::append(tx, topic, &envelope).await?;
-    }
-    Ok(())
+    let rows = events
+        .into_iter()
+        .map(|event| to_envelope(event, None, context));
+    outbox::append_all(tx, rows).await
 }
 
 impl Service {
@@ -208,8 +207,7 @@ impl Service {
 
     /// Commits `tx` and wakes the relay so the new outbox rows leave at once.
     async fn commit(&self, tx: Tx) -> Result<(), AppError> {
-        tx.commit().await?;
-        self.wake.notify_one();
+        outbox::commit_and_wake(tx, &self.wake).await?;
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! The shared kernel: the message envelope, the `Bus` port, the consumer loop and the small
-//! vocabulary (ids, clock, retry policy, invalid fields, validated text) every service and
-//! adapter speaks. No I/O lives here.
+//! vocabulary (ids, clock, retry policy, invalid fields, validated text, wire-named enums) every
+//! service and adapter speaks. No I/O lives here.
 
 pub mod bus;
 pub mod consumer;
@@ -11,6 +11,7 @@ pub mod money;
 pub mod retry;
 pub mod shutdown;
 pub mod text;
+mod wire;
 
 pub use bus::{Bus, BusError, Delivery, DeliveryHandle, SubscribeOptions, Subscription};
 pub use consumer::{run_consumer, spawn_consumers, Consumes, HandlerError, MessageHandler};

@@ -54,10 +54,7 @@ impl From<sqlx::Error> for AppError {
 
 impl From<::storage::StorageError> for AppError {
     fn from(error: ::storage::StorageError) -> Self {
-        match error {
-            ::storage::StorageError::Sqlx(error) => error.into(),
-            other => AppError::Repo(RepoError::Corrupt(other.to_string())),
-        }
+        AppError::Repo(error.into())
     }
 }
 
@@ -264,8 +261,7 @@ impl Service {
 
     /// Commits `tx` and wakes the relay so the new outbox rows leave at once.
     async fn commit(&self, tx: Tx) -> Result<(), AppError> {
-        tx.commit().await?;
-        self.wake.notify_one();
+        outbox::commit_and_wake(tx, &self.wake).await?;
         Ok(())
     }
 
@@ -296,9 +292,7 @@ impl Service {
             }
         }
         repo::append_log(tx, &stored.saga, &plan.log).await?;
-        for (topic, envelope) in &plan.outbox {
-            outbox::append(tx, topic, envelope).await?;
-        }
+        outbox::append_all(tx, plan.outbox).await?;
         Ok(())
     }
 

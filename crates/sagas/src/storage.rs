@@ -19,14 +19,8 @@ pub const MIGRATIONS: &[::storage::Migration] = &[::storage::Migration {
     postgres: include_str!("../migrations/postgres/0001_init.sql"),
 }];
 
-#[derive(Debug, thiserror::Error)]
-pub enum RepoError {
-    /// A stored row no longer parses into the domain (a manual edit or a bug).
-    #[error("stored row is unreadable: {0}")]
-    Corrupt(String),
-    #[error(transparent)]
-    Sqlx(#[from] sqlx::Error),
-}
+/// The repository error every service shares (`storage::RepoError`).
+pub use ::storage::RepoError;
 
 /// Where a saga sits in its onboarding's conversation, so the messages it starts itself (a
 /// review decision, a timeout) carry the onboarding's correlation, trace and causation.
@@ -126,17 +120,15 @@ struct LogRow {
     onboarding_id: Option<Uuid>,
 }
 
-fn corrupt(what: &str, id: Uuid, error: impl std::fmt::Display) -> RepoError {
-    RepoError::Corrupt(format!("{what} {id}: {error}"))
-}
-
 impl SagaRow {
     fn into_stored(self) -> Result<StoredSaga, RepoError> {
         let id = self.saga_id;
-        let estado = EstadoSaga::parse(&self.estado)
-            .ok_or_else(|| corrupt("saga", id, format!("estado {:?}", self.estado)))?;
-        let ultimo_paso = Paso::parse(&self.ultimo_paso)
-            .ok_or_else(|| corrupt("saga", id, format!("ultimo_paso {:?}", self.ultimo_paso)))?;
+        let estado = EstadoSaga::parse(&self.estado).ok_or_else(|| {
+            RepoError::corrupt_row("saga", id, format!("estado {:?}", self.estado))
+        })?;
+        let ultimo_paso = Paso::parse(&self.ultimo_paso).ok_or_else(|| {
+            RepoError::corrupt_row("saga", id, format!("ultimo_paso {:?}", self.ultimo_paso))
+        })?;
         Ok(StoredSaga {
             saga: Saga {
                 saga_id: id,
@@ -172,9 +164,11 @@ impl LogRow {
             event_id: self.event_id,
             tipo_evento: self.tipo_evento,
             evento_data: serde_json::from_str(&self.evento_data)
-                .map_err(|error| corrupt("saga_evento", id, error))?,
+                .map_err(|error| RepoError::corrupt_row("saga_evento", id, error))?,
             estado_procesamiento: EstadoProcesamiento::parse(&self.estado_procesamiento)
-                .ok_or_else(|| corrupt("saga_evento", id, &self.estado_procesamiento))?,
+                .ok_or_else(|| {
+                    RepoError::corrupt_row("saga_evento", id, &self.estado_procesamiento)
+                })?,
             error: self.error,
             recibido_en: self.recibido_en,
             procesado_en: self.procesado_en,

@@ -8,9 +8,11 @@ pub mod idempotency;
 pub mod inbox;
 mod migrate;
 pub mod outbox;
+mod repo;
 
 pub use db::{is_unavailable, is_unique_violation, Backend, Db, StorageError, Tx};
 pub use migrate::{migrate, Migration};
+pub use repo::RepoError;
 
 /// Runs `$body` with `$conn` bound to the backend-specific connection (or pool) of a `Db` or
 /// `Tx`: the same SQL text and binds type-check once per backend.

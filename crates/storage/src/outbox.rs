@@ -5,6 +5,7 @@
 //! delays its rows until the lease expires. A row published but not yet deleted when a process
 //! dies is published again with the same event id, which the bus de-duplicates.
 
+use std::borrow::Borrow;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,29 @@ pub async fn append(tx: &mut Tx, topic: &str, envelope: &Envelope) -> Result<(),
     .execute(conn)
     .await
     .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Appends each `(topic, envelope)` to the outbox inside `tx`, in order.
+pub async fn append_all<T, E>(
+    tx: &mut Tx,
+    rows: impl IntoIterator<Item = (T, E)>,
+) -> Result<(), sqlx::Error>
+where
+    T: AsRef<str>,
+    E: Borrow<Envelope>,
+{
+    for (topic, envelope) in rows {
+        append(tx, topic.as_ref(), envelope.borrow()).await?;
+    }
+    Ok(())
+}
+
+/// Commits `tx` and wakes the relay (`Relay::waker`) so the outbox rows it wrote leave at once
+/// instead of at the relay's next poll.
+pub async fn commit_and_wake(tx: Tx, relay: &Notify) -> Result<(), StorageError> {
+    tx.commit().await?;
+    relay.notify_one();
     Ok(())
 }
 

@@ -20,48 +20,9 @@ impl From<kernel::text::TextError> for ValueError {
     }
 }
 
-macro_rules! wire_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $wire:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($variant),+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The wire (and stored) name.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $wire),+
-                }
-            }
-
-            /// Parses a wire name exactly, as published.
-            pub fn parse(raw: &str) -> Result<Self, ValueError> {
-                match raw {
-                    $($wire => Ok($name::$variant),)+
-                    _ => Err(ValueError(format!(
-                        "unknown value {:?}; expected one of {}",
-                        raw,
-                        [$($wire),+].join(", ")
-                    ))),
-                }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-wire_enum!(
+kernel::wire_enum!(
     /// The commercial model of a contract (spellings are the original's).
-    TipoContrato {
+    TipoContrato: ValueError {
         Cpa => "CPA",
         Cpl => "CPL",
         Cpc => "CPC",
@@ -70,10 +31,10 @@ wire_enum!(
     }
 );
 
-wire_enum!(
+kernel::wire_enum!(
     /// A contract's lifecycle state. `inactivo` is part of the published vocabulary but no
     /// contract event leads to it today.
-    EstadoContrato {
+    EstadoContrato: ValueError {
         Pendiente => "pendiente",
         Activo => "activo",
         EnRevision => "en_revision",
@@ -85,9 +46,9 @@ wire_enum!(
     }
 );
 
-wire_enum!(
+kernel::wire_enum!(
     /// The partner kinds a template exists for (integraciones' `TipoPartner`).
-    TipoPartner {
+    TipoPartner: ValueError {
         Afiliado => "AFILIADO",
         Influencer => "INFLUENCER",
         Embajador => "EMBAJADOR",

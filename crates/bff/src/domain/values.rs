@@ -89,45 +89,15 @@ impl Direccion {
     }
 }
 
-/// What kind of partner applies; `AFILIADO` when not said.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TipoPartner {
-    Afiliado,
-    Influencer,
-    Embajador,
-    Corporativo,
-}
-
-impl TipoPartner {
-    pub const ALL: [TipoPartner; 4] = [
-        TipoPartner::Afiliado,
-        TipoPartner::Influencer,
-        TipoPartner::Embajador,
-        TipoPartner::Corporativo,
-    ];
-
-    /// The wire (and stored) name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TipoPartner::Afiliado => "AFILIADO",
-            TipoPartner::Influencer => "INFLUENCER",
-            TipoPartner::Embajador => "EMBAJADOR",
-            TipoPartner::Corporativo => "CORPORATIVO",
-        }
+kernel::wire_enum!(
+    /// What kind of partner applies; `AFILIADO` when not said.
+    TipoPartner: ValueError {
+        Afiliado => "AFILIADO",
+        Influencer => "INFLUENCER",
+        Embajador => "EMBAJADOR",
+        Corporativo => "CORPORATIVO",
     }
-
-    /// Parses a wire name exactly (upper-case, as published).
-    pub fn parse(raw: &str) -> Result<Self, ValueError> {
-        Self::ALL
-            .into_iter()
-            .find(|tipo| tipo.as_str() == raw)
-            .ok_or_else(|| {
-                invalid(format!(
-                    "unknown value {raw:?}; expected one of AFILIADO, INFLUENCER, EMBAJADOR, CORPORATIVO"
-                ))
-            })
-    }
-}
+);
 
 /// Contract terms the applicant proposes. Only their shape is checked here (an object whose
 /// `monto`, when present, is an exact amount); whether they make a usable contract is

@@ -16,48 +16,9 @@ impl From<kernel::text::TextError> for ValueError {
     }
 }
 
-macro_rules! wire_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $wire:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($variant),+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The wire (and stored) name.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $wire),+
-                }
-            }
-
-            /// Parses a wire name exactly (upper-case, as published).
-            pub fn parse(raw: &str) -> Result<Self, ValueError> {
-                match raw {
-                    $($wire => Ok($name::$variant),)+
-                    _ => Err(ValueError(format!(
-                        "unknown value {:?}; expected one of {}",
-                        raw,
-                        [$($wire),+].join(", ")
-                    ))),
-                }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-wire_enum!(
+kernel::wire_enum!(
     /// What kind of partnership a program runs.
-    TipoPrograma {
+    TipoPrograma: ValueError {
         Afiliados => "AFILIADOS",
         Influencers => "INFLUENCERS",
         Advocacy => "ADVOCACY",
@@ -65,9 +26,9 @@ wire_enum!(
     }
 );
 
-wire_enum!(
+kernel::wire_enum!(
     /// A program's lifecycle: `BORRADOR` → `ACTIVO` ⇄ `SUSPENDIDO` → `CERRADO` (final).
-    EstadoPrograma {
+    EstadoPrograma: ValueError {
         Borrador => "BORRADOR",
         Activo => "ACTIVO",
         Suspendido => "SUSPENDIDO",
@@ -75,10 +36,10 @@ wire_enum!(
     }
 );
 
-wire_enum!(
+kernel::wire_enum!(
     /// An affiliation's state. Only a partner whose onboarding completed can be `ACTIVA`;
     /// `BAJA` (the partner left the program) is final.
-    EstadoAfiliacion {
+    EstadoAfiliacion: ValueError {
         Pendiente => "PENDIENTE",
         Activa => "ACTIVA",
         Suspendida => "SUSPENDIDA",
@@ -86,27 +47,27 @@ wire_enum!(
     }
 );
 
-wire_enum!(
+kernel::wire_enum!(
     /// How the partner is paid under the program's terms.
-    ModeloComision {
+    ModeloComision: ValueError {
         Cpa => "CPA",
         Cpl => "CPL",
         Cpc => "CPC",
     }
 );
 
-wire_enum!(
+kernel::wire_enum!(
     /// How urgent a notification is.
-    Prioridad {
+    Prioridad: ValueError {
         Alta => "ALTA",
         Normal => "NORMAL",
         Baja => "BAJA",
     }
 );
 
-wire_enum!(
+kernel::wire_enum!(
     /// A notification's delivery state: `FALLIDA` after its last attempt failed.
-    EstadoNotificacion {
+    EstadoNotificacion: ValueError {
         Pendiente => "PENDIENTE",
         Enviada => "ENVIADA",
         Fallida => "FALLIDA",

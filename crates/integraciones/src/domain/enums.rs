@@ -3,48 +3,9 @@
 
 use super::values::ValueError;
 
-macro_rules! wire_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $wire:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($variant),+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The wire (and stored) name.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $wire),+
-                }
-            }
-
-            /// Parses a wire name exactly (upper-case, as published).
-            pub fn parse(raw: &str) -> Result<Self, ValueError> {
-                match raw {
-                    $($wire => Ok($name::$variant),)+
-                    _ => Err(ValueError(format!(
-                        "unknown value {:?}; expected one of {}",
-                        raw,
-                        [$($wire),+].join(", ")
-                    ))),
-                }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-wire_enum!(
+kernel::wire_enum!(
     /// What kind of partner this is; `AFILIADO` when not said.
-    TipoPartner {
+    TipoPartner: ValueError {
         Afiliado => "AFILIADO",
         Influencer => "INFLUENCER",
         Embajador => "EMBAJADOR",
@@ -52,9 +13,9 @@ wire_enum!(
     }
 );
 
-wire_enum!(
+kernel::wire_enum!(
     /// A partner's lifecycle. `ELIMINADO` is a soft delete and is final.
-    EstadoPartner {
+    EstadoPartner: ValueError {
         Activo => "ACTIVO",
         Inactivo => "INACTIVO",
         Suspendido => "SUSPENDIDO",
@@ -62,9 +23,9 @@ wire_enum!(
     }
 );
 
-wire_enum!(
+kernel::wire_enum!(
     /// The outcome of the KYC check.
-    EstadoKyc {
+    EstadoKyc: ValueError {
         Pendiente => "PENDIENTE",
         Aprobado => "APROBADO",
         Rechazado => "RECHAZADO",
@@ -72,9 +33,9 @@ wire_enum!(
     }
 );
 
-wire_enum!(
+kernel::wire_enum!(
     /// How a partner's systems talk to the platform.
-    TipoIntegracion {
+    TipoIntegracion: ValueError {
         Api => "API",
         Webhook => "WEBHOOK",
         Batch => "BATCH",
