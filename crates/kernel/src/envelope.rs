@@ -63,6 +63,15 @@ impl EnvelopeContext {
     }
 }
 
+/// A fresh W3C trace context (`00-<trace id>-<span id>-01`, sampled).
+pub fn new_traceparent() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let trace: u128 = rng.random_range(1..=u128::MAX);
+    let span: u64 = rng.random_range(1..=u64::MAX);
+    format!("00-{trace:032x}-{span:016x}-01")
+}
+
 impl Envelope {
     /// Wraps `event` for publication by `service` (the `source` becomes `/alpes/<service>`).
     pub fn wrap<E: IntegrationEvent>(service: &str, event: &E, context: EnvelopeContext) -> Self {
@@ -79,7 +88,9 @@ impl Envelope {
             sagaid: context.sagaid,
             correlationid: context.correlationid.or(Some(id)),
             causationid: context.causationid,
-            traceparent: context.traceparent,
+            // A message that continues no conversation starts a trace of its own, so every
+            // onboarding (and every other chain of events) is one trace end to end.
+            traceparent: context.traceparent.or_else(|| Some(new_traceparent())),
             deadlettertopic: None,
             deadlettererror: None,
             deadletterattempts: None,
@@ -204,6 +215,34 @@ mod tests {
             envelope.decode::<Greeted>(),
             Err(DecodeError::WrongType { .. })
         ));
+    }
+
+    #[test]
+    fn an_event_that_continues_nothing_starts_a_w3c_trace_that_its_effects_keep() {
+        let first = Envelope::wrap(
+            "test",
+            &Greeted {
+                name: "a".into(),
+                polite: true,
+            },
+            EnvelopeContext::default(),
+        );
+        let traceparent = first.traceparent.clone().unwrap();
+        let parts: Vec<&str> = traceparent.split('-').collect();
+        assert_eq!(parts.len(), 4);
+        assert_eq!(
+            (parts[0], parts[1].len(), parts[2].len(), parts[3]),
+            ("00", 32, 16, "01")
+        );
+        let effect = Envelope::wrap(
+            "test",
+            &Greeted {
+                name: "b".into(),
+                polite: true,
+            },
+            EnvelopeContext::caused_by(&first),
+        );
+        assert_eq!(effect.traceparent, first.traceparent);
     }
 
     #[test]

@@ -57,7 +57,7 @@ async fn measure(
     let service = Service::new(db.clone(), Arc::new(Notify::new()), snapshot_every);
     let figure = |benchmark: &str| {
         Figure::new(benchmark)
-            .label("backend", options.backend)
+            .label("backend", options.backend.to_string())
             .label("snapshots", name)
             .label("events", options.events)
     };
@@ -87,7 +87,10 @@ async fn measure(
 
     // One untimed load warms the connection and its prepared statements.
     let warm = alianzas::storage::load_latest(&db, contrato.id()).await?;
-    ensure!(warm == contrato, "the loaded contract differs from the written one");
+    ensure!(
+        warm == contrato,
+        "the loaded contract differs from the written one"
+    );
     let mut loads: Vec<Duration> = Vec::with_capacity(options.loads);
     for _ in 0..options.loads {
         let started = Instant::now();
@@ -100,10 +103,7 @@ async fn measure(
         figure("event_store.append")
             .value("seconds", append_elapsed.as_secs_f64())
             .value("events_per_s", rate(options.events, append_elapsed))
-            .value(
-                "mean_ms",
-                millis(append_elapsed) / options.events as f64,
-            )
+            .value("mean_ms", millis(append_elapsed) / options.events as f64)
             .value("snapshots_stored", snapshots.len() as f64),
         figure("event_store.load").latencies(&loads),
     ])

@@ -54,10 +54,7 @@ pub async fn list_plans(pool: &sqlx::PgPool, query: &str) -> anyhow::Result<Vec<
         .execute(&mut conn)
         .await
         .context("preparing the list statements")?;
-        let page_args = format!(
-            "{filter}, {}::uuid, 51",
-            literal(cursor.as_deref())
-        );
+        let page_args = format!("{filter}, {}::uuid, 51", literal(cursor.as_deref()));
         let mut plans = Vec::new();
         for (name, args) in [("bench_page", page_args), ("bench_count", filter.clone())] {
             let mut plan = String::new();

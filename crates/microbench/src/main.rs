@@ -51,11 +51,7 @@ enum Command {
         /// Competing consumers of the group draining the topic.
         #[arg(long, default_value_t = 1)]
         consumers: usize,
-        #[arg(
-            long,
-            env = "MICROBENCH_NATS",
-            default_value = "nats://127.0.0.1:4222"
-        )]
+        #[arg(long, env = "MICROBENCH_NATS", default_value = "nats://127.0.0.1:4222")]
         nats: String,
     },
     /// Append and load times of one contract's event stream, with and without snapshots.

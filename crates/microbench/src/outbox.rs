@@ -130,8 +130,8 @@ async fn measure(
         .context("migrating")?;
     let figure = |name: &str| {
         Figure::new(name)
-            .label("backend", options.backend)
-            .label("bus", options.bus)
+            .label("backend", options.backend.to_string())
+            .label("bus", options.bus.to_string())
             .label("events", options.events)
     };
 
@@ -226,7 +226,8 @@ async fn drain(
             longest_wait_us: longest_wait_us.clone(),
         };
         let done = done.clone();
-        workers.spawn(async move { consume(subscription.as_mut(), &counters, &done, expected).await });
+        workers
+            .spawn(async move { consume(subscription.as_mut(), &counters, &done, expected).await });
     }
     let finished = tokio::select! {
         _ = done.notified() => Ok(()),
@@ -272,7 +273,9 @@ async fn consume(
         let waited = Instant::now();
         let delivery = subscription.next().await?;
         let wait_us = u64::try_from(waited.elapsed().as_micros()).unwrap_or(u64::MAX);
-        counters.longest_wait_us.fetch_max(wait_us, Ordering::SeqCst);
+        counters
+            .longest_wait_us
+            .fetch_max(wait_us, Ordering::SeqCst);
         delivery.ack().await?;
         if counters.acked.fetch_add(1, Ordering::SeqCst) + 1 == expected {
             done.notify_one();

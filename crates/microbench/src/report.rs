@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone)]
 pub struct Figure {
     benchmark: String,
-    labels: Vec<(&'static str, String)>,
+    labels: Vec<(&'static str, Value)>,
     values: Vec<(&'static str, f64)>,
 }
 
@@ -23,8 +23,9 @@ impl Figure {
         }
     }
 
-    pub fn label(mut self, key: &'static str, value: impl ToString) -> Self {
-        self.labels.push((key, value.to_string()));
+    /// A label: what the figure ran on (a backend, a count); numbers stay numbers in JSON.
+    pub fn label(mut self, key: &'static str, value: impl Into<Value>) -> Self {
+        self.labels.push((key, value.into()));
         self
     }
 
@@ -47,7 +48,10 @@ impl Figure {
         let labels: Vec<String> = self
             .labels
             .iter()
-            .map(|(key, value)| format!("{key}={value}"))
+            .map(|(key, value)| match value {
+                Value::String(text) => format!("{key}={text}"),
+                other => format!("{key}={other}"),
+            })
             .collect();
         let values: Vec<String> = self
             .values
@@ -66,7 +70,7 @@ impl Figure {
         let mut object = Map::new();
         object.insert("benchmark".into(), Value::from(self.benchmark.clone()));
         for (key, value) in &self.labels {
-            object.insert((*key).into(), Value::from(value.clone()));
+            object.insert((*key).into(), value.clone());
         }
         for (key, value) in &self.values {
             // Three decimals are below any clock's noise here and keep the lines short.
