@@ -194,7 +194,10 @@ impl Platform {
     }
 
     pub fn url(&self, unit: &str) -> Option<String> {
-        self.urls().get(unit).cloned()
+        self.units
+            .iter()
+            .find(|running| running.name == unit)
+            .map(|running| format!("http://{}", running.address))
     }
 
     /// The lines `alpes up` prints: one per service, with its docs.

@@ -41,7 +41,8 @@ struct HttpCounters {
 #[derive(Clone)]
 struct OpsState {
     service: &'static str,
-    openapi: Arc<String>,
+    /// Rendered once at start-up; each request shares the bytes instead of copying them.
+    openapi: axum::body::Bytes,
     checks: Arc<Vec<Arc<dyn ReadinessCheck>>>,
     metrics: Arc<Vec<Arc<dyn MetricsSource>>>,
     counters: Arc<HttpCounters>,
@@ -79,7 +80,7 @@ impl OpsRoutes {
     pub fn finish(self, api: Router) -> Router {
         let state = OpsState {
             service: self.service,
-            openapi: Arc::new(
+            openapi: axum::body::Bytes::from(
                 self.openapi
                     .to_json()
                     .expect("the OpenAPI document serializes"),
@@ -157,7 +158,7 @@ async fn metrics(State(state): State<OpsState>) -> Response {
 async fn openapi(State(state): State<OpsState>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        state.openapi.as_str().to_owned(),
+        state.openapi.clone(),
     )
         .into_response()
 }
