@@ -288,4 +288,8 @@ impl DeliveryHandle for EmbeddedDeliveryHandle {
         self.bus.wake(&dead_letter_topic(&self.group));
         Ok(())
     }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
 }

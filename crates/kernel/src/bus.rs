@@ -65,16 +65,38 @@ pub trait Bus: Send + Sync + 'static {
 pub trait Subscription: Send {
     /// Waits for the next delivery for this consumer.
     async fn next(&mut self) -> Result<Delivery, BusError>;
+
+    /// Waits for at least one delivery and returns it with whatever else is ready at once, up
+    /// to `max`. Taking a batch costs one claim instead of one per message, and lets a handler
+    /// apply the batch in one transaction. Adapters that cannot batch hand out one at a time.
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>, BusError> {
+        let _ = max;
+        Ok(vec![self.next().await?])
+    }
+
+    /// Acknowledges every delivery in `deliveries`, in one round-trip where the adapter can.
+    /// On error some may be acknowledged and the rest are handed out again after their ack
+    /// wait, which idempotent handlers absorb.
+    async fn ack_all(&mut self, deliveries: Vec<Delivery>) -> Result<(), BusError> {
+        for delivery in deliveries {
+            delivery.ack().await?;
+        }
+        Ok(())
+    }
 }
 
 /// What a bus adapter does when a delivery is settled.
 #[async_trait]
-pub trait DeliveryHandle: Send + Sync {
+pub trait DeliveryHandle: Send + Sync + 'static {
     async fn ack(&self) -> Result<(), BusError>;
     /// Hands the message out again after `delay`, or dead-letters it when attempts are spent.
     async fn nack(&self, delay: Duration, error: &str) -> Result<(), BusError>;
     /// Sends the message straight to the group's dead-letter topic (a poison message).
     async fn dead_letter(&self, error: &str) -> Result<(), BusError>;
+
+    /// The handle as `Any`, so an adapter's `Subscription::ack_all` can recognise its own
+    /// handles and settle them together.
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send>;
 }
 
 /// A message handed to one consumer, to be settled exactly once.

@@ -1,5 +1,5 @@
-//! The consumer loop every service runs per subscription: take a delivery, hand it to the
-//! handler, settle it. A transient error is nacked with back-off; a poison message (one that can
+//! The consumer loop every service runs per subscription: take a batch of deliveries, hand it
+//! to the handler, settle it (the successes with one acknowledgement). A transient error is nacked with back-off; a poison message (one that can
 //! never succeed) goes to the dead-letter topic at once. The loop stops when `shutdown` fires,
 //! leaving any unsettled delivery to be redelivered. `spawn_consumers` starts a group's
 //! competing consumers, the same way in every service.
@@ -40,23 +40,43 @@ impl From<crate::event::DecodeError> for HandlerError {
 #[async_trait]
 pub trait MessageHandler: Send + Sync + 'static {
     async fn handle(&self, envelope: &Envelope) -> Result<(), HandlerError>;
+
+    /// Handles a batch, answering one result per envelope in order. Handlers whose effects are
+    /// a database transaction apply the whole batch in one (one commit, one disk sync); the
+    /// default handles each envelope alone.
+    async fn handle_batch(&self, envelopes: &[&Envelope]) -> Vec<Result<(), HandlerError>> {
+        let mut results = Vec::with_capacity(envelopes.len());
+        for envelope in envelopes {
+            results.push(self.handle(envelope).await);
+        }
+        results
+    }
 }
 
-/// Runs `handler` over `subscription` until `shutdown` resolves.
+/// Deliveries a consumer takes at once unless its topic says otherwise: large enough that a
+/// backlog drains in few transactions, small enough that one slow batch holds up little.
+pub const DEFAULT_BATCH: usize = 64;
+
+/// Runs `handler` over `subscription`, up to `batch` deliveries at a time, until `shutdown`
+/// resolves.
 pub async fn run_consumer(
     mut subscription: Box<dyn Subscription>,
     handler: Arc<dyn MessageHandler>,
     backoff: Backoff,
+    batch: usize,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     tokio::pin!(shutdown);
+    let batch = batch.max(1);
     loop {
-        let delivery = tokio::select! {
+        let deliveries = tokio::select! {
             _ = &mut shutdown => return,
-            next = subscription.next() => next,
+            next = subscription.next_batch(batch) => next,
         };
-        match delivery {
-            Ok(delivery) => settle(delivery, handler.as_ref(), backoff).await,
+        match deliveries {
+            Ok(deliveries) => {
+                settle(deliveries, subscription.as_mut(), handler.as_ref(), backoff).await;
+            }
             Err(error) => {
                 tracing::warn!(%error, "bus receive failed; retrying");
                 tokio::select! {
@@ -76,6 +96,8 @@ pub struct Consumes {
     pub handler: Arc<dyn MessageHandler>,
     pub options: SubscribeOptions,
     pub backoff: Backoff,
+    /// The most deliveries a consumer takes and hands to the handler at once.
+    pub batch: usize,
 }
 
 impl Consumes {
@@ -86,7 +108,12 @@ impl Consumes {
             handler,
             options: SubscribeOptions::default(),
             backoff: Backoff::default(),
+            batch: DEFAULT_BATCH,
         }
+    }
+
+    pub fn with_batch(self, batch: usize) -> Self {
+        Self { batch, ..self }
     }
 
     pub fn with_options(self, options: SubscribeOptions) -> Self {
@@ -119,6 +146,7 @@ pub async fn spawn_consumers(
                 subscription,
                 consumes.handler.clone(),
                 consumes.backoff,
+                consumes.batch,
                 shutdown.clone().wait(),
             )));
         }
@@ -126,23 +154,52 @@ pub async fn spawn_consumers(
     Ok(handles)
 }
 
-async fn settle(delivery: Delivery, handler: &dyn MessageHandler, backoff: Backoff) {
+async fn settle(
+    deliveries: Vec<Delivery>,
+    subscription: &mut dyn Subscription,
+    handler: &dyn MessageHandler,
+    backoff: Backoff,
+) {
+    let envelopes: Vec<&Envelope> = deliveries.iter().map(|d| &d.envelope).collect();
+    let mut results = handler.handle_batch(&envelopes).await;
+    // A handler answering the wrong number of results is a bug; the missing ones are retried.
+    results.resize_with(deliveries.len(), || {
+        Err(HandlerError::Transient(
+            "the handler gave no result for this message".into(),
+        ))
+    });
+    let mut handled = Vec::with_capacity(deliveries.len());
+    for (delivery, result) in deliveries.into_iter().zip(results) {
+        match result {
+            Ok(()) => handled.push(delivery),
+            Err(error) => settle_failure(delivery, error, backoff).await,
+        }
+    }
+    if handled.is_empty() {
+        return;
+    }
+    let count = handled.len();
+    if let Err(error) = subscription.ack_all(handled).await {
+        // Unacknowledged deliveries are handed out again after their ack wait.
+        tracing::warn!(count, %error, "could not acknowledge deliveries");
+    }
+}
+
+async fn settle_failure(delivery: Delivery, error: HandlerError, backoff: Backoff) {
     let id = delivery.envelope.id;
     let event_type = delivery.envelope.event_type.clone();
-    let result = handler.handle(&delivery.envelope).await;
-    let settled = match result {
-        Ok(()) => delivery.ack().await,
-        Err(HandlerError::Transient(error)) => {
+    let settled = match error {
+        HandlerError::Transient(error) => {
             tracing::warn!(%id, %event_type, attempt = delivery.attempt, %error, "handler failed; will retry");
             let delay = backoff.delay(delivery.attempt);
             delivery.nack(delay, &error).await
         }
-        Err(HandlerError::Early(reason)) => {
+        HandlerError::Early(reason) => {
             tracing::debug!(%id, %event_type, attempt = delivery.attempt, %reason, "arrived early; will retry");
             let delay = backoff.delay(delivery.attempt);
             delivery.nack(delay, &reason).await
         }
-        Err(HandlerError::Poison(error)) => {
+        HandlerError::Poison(error) => {
             tracing::error!(%id, %event_type, %error, "poison message; dead-lettering");
             delivery.dead_letter(&error).await
         }

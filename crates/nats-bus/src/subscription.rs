@@ -288,6 +288,10 @@ impl DeliveryHandle for NatsDeliveryHandle {
             .await
             .map_err(settle_error)
     }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
 }
 
 fn settle_error(error: impl std::fmt::Display) -> BusError {

@@ -3,6 +3,7 @@
 //! service shares. Queries are written once with `$n` placeholders; the two backends differ only
 //! where a dialect forces it, in the smallest place possible.
 
+pub mod consume;
 mod db;
 pub mod idempotency;
 pub mod inbox;
@@ -10,6 +11,7 @@ mod migrate;
 pub mod outbox;
 mod repo;
 
+pub use consume::{Transactional, TxHandler};
 pub use db::{is_unavailable, is_unique_violation, Backend, Db, StorageError, Tx};
 pub use migrate::{migrate, Migration};
 pub use repo::RepoError;

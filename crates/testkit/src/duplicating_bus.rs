@@ -80,4 +80,8 @@ impl DeliveryHandle for NoopHandle {
     async fn dead_letter(&self, _error: &str) -> Result<(), BusError> {
         Ok(())
     }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
 }
