@@ -26,12 +26,19 @@ pub(crate) struct EmbeddedSubscription {
 }
 
 enum Claim {
-    // Boxed: the claim is short-lived, and the empty case should not carry a delivery's size.
-    Ready(Box<Delivery>),
+    Ready(Vec<Delivery>),
     /// Nothing is ready; the earliest time something of this group and topic will be.
     Empty {
         next_available_at: Option<i64>,
     },
+}
+
+/// A ready delivery row as read by a claim.
+struct Ready {
+    seq: i64,
+    attempts: u32,
+    last_error: Option<String>,
+    body: String,
 }
 
 impl EmbeddedSubscription {
@@ -53,11 +60,12 @@ impl EmbeddedSubscription {
         }
     }
 
-    /// Claims the oldest ready delivery in one transaction. A delivery whose leases have run out
-    /// `max_attempts` times without being settled (its handler hangs, or kills the process) is
-    /// dead-lettered instead of handed out again.
-    async fn claim(&self) -> Result<Claim, BusError> {
+    /// Claims up to `max` of the oldest ready deliveries in one transaction (one select, one
+    /// update). A delivery whose leases have run out `max_attempts` times without being settled
+    /// (its handler hangs, or kills the process) is dead-lettered instead of handed out again.
+    async fn claim(&self, max: usize) -> Result<Claim, BusError> {
         let now = now_ms();
+        let limit = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
         let mut tx = self
             .bus
             .pool()
@@ -66,19 +74,20 @@ impl EmbeddedSubscription {
             .map_err(bus_error)?;
         let mut dead_lettered = false;
         let claimed = loop {
-            let row = sqlx::query(
+            let rows = sqlx::query(
                 "SELECT d.seq, d.attempts, d.last_error, m.envelope \
                  FROM bus_delivery d JOIN bus_message m ON m.seq = d.seq \
                  WHERE d.group_name = $1 AND d.topic = $2 AND d.available_at <= $3 \
-                 ORDER BY d.available_at, d.seq LIMIT 1",
+                 ORDER BY d.available_at, d.seq LIMIT $4",
             )
             .bind(&*self.group)
             .bind(&*self.topic)
             .bind(now)
-            .fetch_optional(&mut *tx)
+            .bind(limit)
+            .fetch_all(&mut *tx)
             .await
             .map_err(bus_error)?;
-            let Some(row) = row else {
+            if rows.is_empty() {
                 let next_available_at: Option<i64> = sqlx::query_scalar(
                     "SELECT MIN(available_at) FROM bus_delivery \
                      WHERE group_name = $1 AND topic = $2",
@@ -89,69 +98,85 @@ impl EmbeddedSubscription {
                 .await
                 .map_err(bus_error)?;
                 break Claim::Empty { next_available_at };
-            };
-            let seq: i64 = row.try_get("seq").map_err(bus_error)?;
-            let attempts: i64 = row.try_get("attempts").map_err(bus_error)?;
-            let last_error: Option<String> = row.try_get("last_error").map_err(bus_error)?;
-            let body: String = row.try_get("envelope").map_err(bus_error)?;
-            let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
-            let envelope: Envelope = match serde_json::from_str(&body) {
-                Ok(envelope) => envelope,
-                Err(error) => {
-                    // Only a hand-edited file gets here. Handing it out is impossible and
-                    // keeping it would block the group, so drop the delivery and keep the
-                    // message row for inspection.
-                    tracing::error!(
-                        seq,
-                        group = %self.group,
-                        %error,
-                        "unreadable message on the embedded bus; skipping it"
-                    );
-                    self.delete_delivery(&mut tx, seq).await?;
+            }
+            let mut ready = Vec::with_capacity(rows.len());
+            for row in rows {
+                ready.push(Ready {
+                    seq: row.try_get("seq").map_err(bus_error)?,
+                    attempts: u32::try_from(row.try_get::<i64, _>("attempts").map_err(bus_error)?)
+                        .unwrap_or(u32::MAX),
+                    last_error: row.try_get("last_error").map_err(bus_error)?,
+                    body: row.try_get("envelope").map_err(bus_error)?,
+                });
+            }
+            let mut deliveries = Vec::with_capacity(ready.len());
+            let mut seqs = Vec::with_capacity(ready.len());
+            for row in ready {
+                let envelope: Envelope = match serde_json::from_str(&row.body) {
+                    Ok(envelope) => envelope,
+                    Err(error) => {
+                        // Only a hand-edited file gets here. Handing it out is impossible and
+                        // keeping it would block the group, so drop the delivery and keep the
+                        // message row for inspection.
+                        tracing::error!(
+                            seq = row.seq,
+                            group = %self.group,
+                            %error,
+                            "unreadable message on the embedded bus; skipping it"
+                        );
+                        self.delete_delivery(&mut tx, row.seq).await?;
+                        continue;
+                    }
+                };
+                if row.attempts >= self.max_attempts {
+                    let error = row
+                        .last_error
+                        .unwrap_or_else(|| format!("not acknowledged within {:?}", self.ack_wait));
+                    self.delete_delivery(&mut tx, row.seq).await?;
+                    insert_dead_letter(
+                        &mut tx,
+                        &self.group,
+                        &self.topic,
+                        &envelope,
+                        &error,
+                        row.attempts,
+                    )
+                    .await?;
+                    dead_lettered = true;
                     continue;
                 }
-            };
-            if attempts >= self.max_attempts {
-                let error = last_error
-                    .unwrap_or_else(|| format!("not acknowledged within {:?}", self.ack_wait));
-                self.delete_delivery(&mut tx, seq).await?;
-                insert_dead_letter(
-                    &mut tx,
-                    &self.group,
-                    &self.topic,
-                    &envelope,
-                    &error,
-                    attempts,
-                )
-                .await?;
-                dead_lettered = true;
+                let attempt = row.attempts.saturating_add(1);
+                seqs.push(row.seq);
+                deliveries.push(Delivery {
+                    envelope: envelope.clone(),
+                    topic: self.topic.to_string(),
+                    attempt,
+                    handle: Box::new(EmbeddedDeliveryHandle {
+                        bus: self.bus.clone(),
+                        group: self.group.clone(),
+                        topic: self.topic.clone(),
+                        seq: row.seq,
+                        attempt,
+                        max_attempts: self.max_attempts,
+                        envelope,
+                    }),
+                });
+            }
+            if deliveries.is_empty() {
+                // Every row looked at was dead-lettered or skipped: look again.
                 continue;
             }
             sqlx::query(
                 "UPDATE bus_delivery SET attempts = attempts + 1, in_flight = 1, available_at = $1 \
-                 WHERE group_name = $2 AND seq = $3",
+                 WHERE group_name = $2 AND seq IN (SELECT value FROM json_each($3))",
             )
             .bind(after(now, self.ack_wait))
             .bind(&*self.group)
-            .bind(seq)
+            .bind(seq_list(&seqs))
             .execute(&mut *tx)
             .await
             .map_err(bus_error)?;
-            let attempt = attempts.saturating_add(1);
-            break Claim::Ready(Box::new(Delivery {
-                envelope: envelope.clone(),
-                topic: self.topic.to_string(),
-                attempt,
-                handle: Box::new(EmbeddedDeliveryHandle {
-                    bus: self.bus.clone(),
-                    group: self.group.clone(),
-                    topic: self.topic.clone(),
-                    seq,
-                    attempt,
-                    max_attempts: self.max_attempts,
-                    envelope,
-                }),
-            }));
+            break Claim::Ready(deliveries);
         };
         tx.commit().await.map_err(bus_error)?;
         if dead_lettered {
@@ -177,17 +202,24 @@ impl EmbeddedSubscription {
 
 #[async_trait]
 impl Subscription for EmbeddedSubscription {
-    /// Cancelling this future (a `select!` or a timeout) loses nothing: at worst a delivery
-    /// claimed during the cancelled call stays leased until its ack wait runs out.
     async fn next(&mut self) -> Result<Delivery, BusError> {
+        let mut batch = self.next_batch(1).await?;
+        batch.pop().ok_or(BusError::Unavailable(
+            "a claim of one delivery returned none".into(),
+        ))
+    }
+
+    /// Cancelling this future (a `select!` or a timeout) loses nothing: at worst deliveries
+    /// claimed during the cancelled call stay leased until their ack wait runs out.
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>, BusError> {
         loop {
             self.bus.ensure_open()?;
             // Registered before looking, so a publish committed after the look still wakes us.
             let notified = self.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let next_available_at = match self.claim().await? {
-                Claim::Ready(delivery) => return Ok(*delivery),
+            let next_available_at = match self.claim(max).await? {
+                Claim::Ready(deliveries) => return Ok(deliveries),
                 Claim::Empty { next_available_at } => next_available_at,
             };
             let poll_ms = i64::try_from(POLL_INTERVAL.as_millis()).unwrap_or(i64::MAX);
@@ -200,6 +232,42 @@ impl Subscription for EmbeddedSubscription {
             }
         }
     }
+
+    /// One statement deletes the deliveries of this group; handles of another adapter (a
+    /// wrapping bus) are acknowledged one by one.
+    async fn ack_all(&mut self, deliveries: Vec<Delivery>) -> Result<(), BusError> {
+        self.bus.ensure_open()?;
+        let mut seqs = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            match delivery
+                .handle
+                .as_any()
+                .downcast_ref::<EmbeddedDeliveryHandle>()
+            {
+                Some(handle) if handle.group == self.group => seqs.push(handle.seq),
+                _ => delivery.ack().await?,
+            }
+        }
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "DELETE FROM bus_delivery WHERE group_name = $1 \
+             AND seq IN (SELECT value FROM json_each($2))",
+        )
+        .bind(&*self.group)
+        .bind(seq_list(&seqs))
+        .execute(self.bus.pool())
+        .await
+        .map_err(bus_error)?;
+        Ok(())
+    }
+}
+
+/// `seqs` as a JSON array, bound as one parameter and unpacked by `json_each`: one prepared
+/// statement serves every batch size.
+fn seq_list(seqs: &[i64]) -> String {
+    serde_json::to_string(seqs).expect("integers serialize to JSON")
 }
 
 struct EmbeddedDeliveryHandle {
@@ -289,7 +357,7 @@ impl DeliveryHandle for EmbeddedDeliveryHandle {
         Ok(())
     }
 
-    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+    fn as_any(&self) -> &dyn std::any::Any {
         self
     }
 }

@@ -96,7 +96,7 @@ pub trait DeliveryHandle: Send + Sync + 'static {
 
     /// The handle as `Any`, so an adapter's `Subscription::ack_all` can recognise its own
     /// handles and settle them together.
-    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send>;
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 /// A message handed to one consumer, to be settled exactly once.
@@ -110,6 +110,11 @@ pub struct Delivery {
 
 impl Delivery {
     pub async fn ack(self) -> Result<(), BusError> {
+        self.handle.ack().await
+    }
+
+    /// Acknowledges without consuming the delivery, for adapters that settle a batch at once.
+    pub async fn ack_ref(&self) -> Result<(), BusError> {
         self.handle.ack().await
     }
 

@@ -1,7 +1,8 @@
 //! One consumer of a group on NATS, and the handle that settles its deliveries. The group is a
 //! durable pull consumer (explicit acks, `ack_wait` from the options, every message from the
 //! oldest kept); each `Subscription` keeps one pull request of one message open on it, so
-//! replicas of a group compete message by message and a message waits in no one's buffer.
+//! replicas of a group compete message by message and a message waits in no one's buffer. A
+//! batch is that message plus a no-wait fetch of what else is ready at that moment.
 //!
 //! Attempts are JetStream's delivery count. The consumer's `max_deliver` is unlimited on
 //! purpose: the adapter enforces `max_attempts` itself, so a message whose last lease ran out
@@ -39,6 +40,8 @@ pub(crate) struct NatsSubscription {
     ack_wait: Duration,
     /// The open pull stream; `None` after a failure, until it is re-opened.
     messages: Option<consumer::pull::Stream>,
+    /// The durable consumer the stream pulls from, for the no-wait fetches that fill a batch.
+    consumer: Option<consumer::PullConsumer>,
     /// Failures since the last message, for the back-off.
     failures: u32,
     /// When a broken pull stream may be re-opened.
@@ -66,15 +69,20 @@ impl NatsSubscription {
             // Zero means "the server's default" to JetStream, which is not what was asked.
             ack_wait: options.ack_wait.max(Duration::from_millis(1)),
             messages: None,
+            consumer: None,
             failures: 0,
             reopen_at: None,
             closed,
         };
-        subscription.messages = Some(subscription.open_messages().await?);
+        let (consumer, messages) = subscription.open_messages().await?;
+        subscription.consumer = Some(consumer);
+        subscription.messages = Some(messages);
         Ok(subscription)
     }
 
-    async fn open_messages(&self) -> Result<consumer::pull::Stream, BusError> {
+    async fn open_messages(
+        &self,
+    ) -> Result<(consumer::PullConsumer, consumer::pull::Stream), BusError> {
         let consumer = match self.create_consumer().await {
             Ok(consumer) => consumer,
             Err(_) => {
@@ -83,7 +91,7 @@ impl NatsSubscription {
                 self.create_consumer().await?
             }
         };
-        consumer
+        let messages = consumer
             .stream()
             .max_messages_per_batch(1)
             .expires(PULL_EXPIRES)
@@ -94,7 +102,8 @@ impl NatsSubscription {
                     "cannot pull from consumer {} of {}: {error}",
                     self.group, self.topic
                 ))
-            })
+            })?;
+        Ok((consumer, messages))
     }
 
     async fn create_consumer(&self) -> Result<consumer::PullConsumer, BusError> {
@@ -210,7 +219,10 @@ impl Subscription for NatsSubscription {
             }
             if self.messages.is_none() {
                 match self.open_messages().await {
-                    Ok(messages) => self.messages = Some(messages),
+                    Ok((consumer, messages)) => {
+                        self.consumer = Some(consumer);
+                        self.messages = Some(messages);
+                    }
                     Err(error) => self.broken(&error),
                 }
                 continue;
@@ -236,6 +248,52 @@ impl Subscription for NatsSubscription {
                 None => self.broken(&"the pull stream ended"),
             }
         }
+    }
+
+    /// The first delivery as `next` waits for it, then a no-wait fetch of what else is ready,
+    /// so nothing is pulled that this batch will not handle.
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>, BusError> {
+        let mut batch = vec![self.next().await?];
+        let Some(consumer) = self.consumer.clone() else {
+            return Ok(batch);
+        };
+        if max <= 1 {
+            return Ok(batch);
+        }
+        let mut more = match consumer.fetch().max_messages(max - 1).messages().await {
+            Ok(more) => more,
+            Err(error) => {
+                // The first delivery is good; the rest wait for the next call.
+                tracing::debug!(topic = %self.topic, group = %self.group, %error, "nats: fetch for a batch failed");
+                return Ok(batch);
+            }
+        };
+        while let Some(message) = more.next().await {
+            let message = match message {
+                Ok(message) => message,
+                Err(error) => {
+                    tracing::debug!(topic = %self.topic, group = %self.group, %error, "nats: fetch for a batch ended early");
+                    break;
+                }
+            };
+            match self.accept(message).await {
+                Ok(Some(delivery)) => batch.push(delivery),
+                Ok(None) => {}
+                // Unsettled, it comes back after its ack wait.
+                Err(error) => {
+                    tracing::warn!(topic = %self.topic, group = %self.group, %error, "nats: could not accept a fetched message")
+                }
+            }
+        }
+        Ok(batch)
+    }
+
+    /// JetStream acknowledges message by message; the acks go out together and their
+    /// confirmations are awaited together.
+    async fn ack_all(&mut self, deliveries: Vec<Delivery>) -> Result<(), BusError> {
+        let results =
+            futures_util::future::join_all(deliveries.iter().map(Delivery::ack_ref)).await;
+        results.into_iter().collect()
     }
 }
 
@@ -289,7 +347,7 @@ impl DeliveryHandle for NatsDeliveryHandle {
             .map_err(settle_error)
     }
 
-    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+    fn as_any(&self) -> &dyn std::any::Any {
         self
     }
 }

@@ -177,6 +177,37 @@ pub async fn acked_message_is_not_redelivered(bus: Arc<dyn Bus>) {
     assert_quiet(&mut again, QUIET, "a new consumer of the group").await;
 }
 
+/// `next_batch` hands out at least one and at most `max` deliveries, every message exactly once
+/// across batches; `ack_all` settles a batch so that none of it comes back after its ack wait.
+pub async fn batches_are_taken_and_acked_together(bus: Arc<dyn Bus>) {
+    let topic = unique("topic");
+    let group = unique("group");
+    let ack_wait = Duration::from_millis(500);
+    let mut subscription = subscribe(bus.as_ref(), &topic, &group, options(5, ack_wait)).await;
+    let sent = probes(20);
+    publish(bus.as_ref(), &topic, &sent).await;
+
+    let mut got = Vec::new();
+    let deadline = Instant::now() + DEADLINE;
+    while got.len() < sent.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let batch = match tokio::time::timeout(left, subscription.next_batch(8)).await {
+            Ok(Ok(batch)) => batch,
+            Ok(Err(error)) => panic!("a batch: the bus failed: {error}"),
+            Err(_) => panic!("only {} of {} delivered within {DEADLINE:?}", got.len(), sent.len()),
+        };
+        assert!(
+            (1..=8).contains(&batch.len()),
+            "a batch of {} deliveries, asked for at most 8",
+            batch.len()
+        );
+        got.extend(batch.iter().map(|delivery| delivery.envelope.id));
+        subscription.ack_all(batch).await.expect("ack_all");
+    }
+    assert_eq!(sorted(got), sorted(ids(&sent)), "every message exactly once");
+    assert_quiet(&mut subscription, ack_wait * 3, "after acking every batch").await;
+}
+
 /// A nacked message comes back after the delay, with its attempt incremented.
 pub async fn nack_redelivers_after_the_delay(bus: Arc<dyn Bus>) {
     let topic = unique("topic");

@@ -81,7 +81,7 @@ impl DeliveryHandle for NoopHandle {
         Ok(())
     }
 
-    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+    fn as_any(&self) -> &dyn std::any::Any {
         self
     }
 }

@@ -25,6 +25,7 @@ conformance!(
     publish_reaches_every_group,
     delivery_carries_the_published_envelope,
     acked_message_is_not_redelivered,
+    batches_are_taken_and_acked_together,
     nack_redelivers_after_the_delay,
     unsettled_delivery_is_redelivered_after_ack_wait,
     competing_consumers_share_a_group,
