@@ -1,6 +1,8 @@
-//! Use cases: load a contract (snapshot + tail), run a domain command, and commit its events,
-//! the snapshot, the read model and the outbox rows (plus the inbox row for consumed events)
-//! in one transaction; then wake the relay. Nothing is published any other way.
+//! Use cases: load a contract (snapshot + tail), run a domain command, and write its events,
+//! the snapshot, the read model and the outbox rows in one transaction. Commands from HTTP
+//! and the sweep own that transaction and wake the relay after committing it; consumed events
+//! are applied, with their inbox row, inside the consumer's transaction (`*_in`), which may
+//! hold a whole batch. Nothing is published any other way.
 
 use std::sync::Arc;
 
@@ -21,7 +23,7 @@ use crate::storage::{self as repo, ContratoFilter, RepoError, StoredEvent};
 /// The `source` of every envelope this service writes, and its consumer group.
 pub const SERVICE: &str = "alianzas";
 
-/// How often a write that lost a race (version conflict, partner link) is retried.
+/// How often a command that lost a race to another writer of its contract is retried.
 const RACE_RETRIES: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
@@ -437,21 +439,31 @@ impl Service {
         Ok(created)
     }
 
-    /// Handles `PartnerCreado`: exactly one contract per partner, on the proposed terms merged
-    /// over the partner kind's template, announced with `ContratoCreado`; unusable terms are
-    /// answered with `ContratoCreadoFailed`. The inbox row, the stream, the read model, the
-    /// partner link and the outbox row commit together.
-    pub async fn crear_para_partner(
+    /// Handles `PartnerCreado` inside `tx` (the consumer's transaction, committed by the
+    /// caller): exactly one contract per partner, on the proposed terms merged over the partner
+    /// kind's template, announced with `ContratoCreado`; unusable terms are answered with
+    /// `ContratoCreadoFailed`. The inbox row, the stream, the read model, the partner link and
+    /// the outbox row are written in `tx`; a duplicate writes nothing.
+    pub async fn crear_para_partner_in(
         &self,
+        tx: &mut Tx,
         envelope: &Envelope,
-        partner: contracts::partners::PartnerCreado,
+        partner: &contracts::partners::PartnerCreado,
     ) -> Result<Outcome, ConsumeError> {
+        if !inbox::first_delivery(tx, SERVICE, envelope.id).await? {
+            return Ok(Outcome::Duplicate);
+        }
+        if let Some(existing) = repo::contrato_of_partner(tx, partner.partner_id).await? {
+            return Ok(Outcome::AlreadyCreated(existing));
+        }
         let context = EnvelopeContext::caused_by(envelope);
         let tipo_partner = TipoPartner::parse(&partner.tipo).unwrap_or_else(|_| {
             tracing::warn!(tipo = %partner.tipo, "unknown partner kind; using the AFILIADO template");
             TipoPartner::Afiliado
         });
-        let plantilla = match repo::find_plantilla(&self.db, tipo_partner).await? {
+        // Read through `tx`: a second pool connection while the transaction holds one could
+        // wait for ever on an exhausted pool.
+        let plantilla = match repo::find_plantilla_in(tx, tipo_partner).await? {
             Some(plantilla) => plantilla,
             None => plantillas_por_defecto()
                 .into_iter()
@@ -459,55 +471,49 @@ impl Service {
                 .ok_or(AppError::PlantillaNotFound(tipo_partner))?,
         };
         let hoy = kernel::now().date_naive();
-        for _ in 0..RACE_RETRIES {
-            let mut tx = self.db.begin().await?;
-            if !inbox::first_delivery(&mut tx, SERVICE, envelope.id).await? {
-                return Ok(Outcome::Duplicate);
+        let terminos = match terminos_para(&plantilla, partner.terminos.as_ref(), hoy) {
+            Ok(terminos) => terminos,
+            Err(issues) => {
+                self.fail(tx, partner, describe(&issues), &context).await?;
+                return Ok(Outcome::Failed);
             }
-            if let Some(existing) = repo::contrato_of_partner(&mut tx, partner.partner_id).await? {
-                self.commit(tx).await?;
-                return Ok(Outcome::AlreadyCreated(existing));
+        };
+        let contrato = Contrato::new(kernel::new_id());
+        let events = match contrato.crear(NuevoContrato {
+            partner_id: partner.partner_id,
+            onboarding_id: partner.onboarding_id,
+            tipo: terminos.tipo,
+            monto: terminos.monto,
+            moneda: terminos.moneda,
+            condiciones: terminos.condiciones,
+            fecha_inicio: terminos.fecha_inicio,
+            fecha_fin: terminos.fecha_fin,
+        }) {
+            Ok(events) => events,
+            Err(error) => {
+                self.fail(tx, partner, error.to_string(), &context).await?;
+                return Ok(Outcome::Failed);
             }
-            let terminos = match terminos_para(&plantilla, partner.terminos.as_ref(), hoy) {
-                Ok(terminos) => terminos,
-                Err(issues) => {
-                    self.fail(tx, &partner, describe(&issues), &context).await?;
-                    return Ok(Outcome::Failed);
-                }
-            };
-            let contrato = Contrato::new(kernel::new_id());
-            let events = match contrato.crear(NuevoContrato {
-                partner_id: partner.partner_id,
-                onboarding_id: partner.onboarding_id,
-                tipo: terminos.tipo,
-                monto: terminos.monto,
-                moneda: terminos.moneda,
-                condiciones: terminos.condiciones,
-                fecha_inicio: terminos.fecha_inicio,
-                fecha_fin: terminos.fecha_fin,
-            }) {
-                Ok(events) => events,
-                Err(error) => {
-                    self.fail(tx, &partner, error.to_string(), &context).await?;
-                    return Ok(Outcome::Failed);
-                }
-            };
-            match repo::link_partner(&mut tx, partner.partner_id, contrato.id()).await {
-                Ok(()) => {}
-                // A concurrent twin linked first; start over and see it.
-                Err(RepoError::PartnerTaken) => continue,
-                Err(error) => return Err(error.into()),
+        };
+        match repo::link_partner(tx, partner.partner_id, contrato.id()).await {
+            Ok(()) => {}
+            // A concurrent twin linked first and committed (the link waited for it); `tx` is
+            // still usable, and this statement sees the winner's row.
+            Err(RepoError::PartnerTaken) => {
+                return match repo::contrato_of_partner(tx, partner.partner_id).await? {
+                    Some(existing) => Ok(Outcome::AlreadyCreated(existing)),
+                    None => Err(AppError::Contention.into()),
+                };
             }
-            self.record(&mut tx, &contrato, &events, &context).await?;
-            self.commit(tx).await?;
-            return Ok(Outcome::Created(contrato.id()));
+            Err(error) => return Err(error.into()),
         }
-        Err(AppError::Contention.into())
+        self.record(tx, &contrato, &events, &context).await?;
+        Ok(Outcome::Created(contrato.id()))
     }
 
     async fn fail(
         &self,
-        mut tx: Tx,
+        tx: &mut Tx,
         partner: &contracts::partners::PartnerCreado,
         error_message: String,
         context: &EnvelopeContext,
@@ -522,71 +528,65 @@ impl Service {
             },
             context,
         );
-        outbox::append(&mut tx, topic, &envelope).await?;
-        self.commit(tx).await
+        outbox::append(tx, topic, &envelope).await?;
+        Ok(())
     }
 
-    /// Handles a compliance outcome or a review decision for contract `id`. An unknown
-    /// contract, or one not yet in the state the event builds on, is retried later (events
-    /// from different topics may overtake each other); a transition already made, or one
-    /// overtaken by a later decision, changes nothing.
-    pub async fn llevar_a(
+    /// Handles a compliance outcome or a review decision for contract `id` inside `tx` (the
+    /// consumer's transaction, committed by the caller). An unknown contract, or one not yet
+    /// in the state the event builds on, is retried later (events from different topics may
+    /// overtake each other); a transition already made, or one overtaken by a later decision,
+    /// changes nothing. The contract is loaded through `tx`, so an earlier message of the same
+    /// transaction that moved it is seen.
+    pub async fn llevar_a_in(
         &self,
+        tx: &mut Tx,
         envelope: &Envelope,
         id: Uuid,
         objetivo: Objetivo,
         motivo: Option<Motivo>,
     ) -> Result<Outcome, ConsumeError> {
-        let context = EnvelopeContext::caused_by(envelope);
-        for _ in 0..RACE_RETRIES {
-            let mut tx = self.db.begin().await?;
-            if !inbox::first_delivery(&mut tx, SERVICE, envelope.id).await? {
-                return Ok(Outcome::Duplicate);
-            }
-            repo::lock(&mut tx, id).await?;
-            let contrato = repo::load(&mut tx, id).await?;
-            let Some(estado) = contrato.estado() else {
-                return Err(ConsumeError::NotYet(format!(
-                    "contract {id} is not known yet"
-                )));
-            };
-            use EstadoContrato::*;
-            let decision = match (objetivo, estado) {
-                (Objetivo::Activo, Activo)
-                | (Objetivo::EnRevision, EnRevision)
-                | (Objetivo::Rechazado, Rechazado) => None,
-                (Objetivo::Activo, Pendiente | EnRevision) => Some(contrato.aprobar()),
-                (Objetivo::EnRevision, Pendiente) => {
-                    Some(contrato.poner_en_revision(motivo.clone()))
-                }
-                (Objetivo::Rechazado, EnRevision) => Some(contrato.rechazar(motivo.clone())),
-                (Objetivo::Rechazado, Pendiente) => {
-                    return Err(ConsumeError::NotYet(format!(
-                        "contract {id} is not in review yet"
-                    )))
-                }
-                (objetivo, estado) => {
-                    tracing::warn!(%id, ?objetivo, %estado, "transition overtaken; ignored");
-                    None
-                }
-            };
-            let events = match decision {
-                None => {
-                    self.commit(tx).await?;
-                    return Ok(Outcome::NoOp);
-                }
-                Some(result) => result.map_err(AppError::from)?,
-            };
-            match self.record(&mut tx, &contrato, &events, &context).await {
-                Ok(after) => {
-                    self.commit(tx).await?;
-                    return Ok(Outcome::Changed(after.estado().unwrap_or(estado)));
-                }
-                Err(RepoError::Conflict { .. }) => continue,
-                Err(error) => return Err(error.into()),
-            }
+        if !inbox::first_delivery(tx, SERVICE, envelope.id).await? {
+            return Ok(Outcome::Duplicate);
         }
-        Err(AppError::Contention.into())
+        repo::lock(tx, id).await?;
+        let contrato = repo::load(tx, id).await?;
+        let Some(estado) = contrato.estado() else {
+            return Err(ConsumeError::NotYet(format!(
+                "contract {id} is not known yet"
+            )));
+        };
+        use EstadoContrato::*;
+        let decision = match (objetivo, estado) {
+            (Objetivo::Activo, Activo)
+            | (Objetivo::EnRevision, EnRevision)
+            | (Objetivo::Rechazado, Rechazado) => None,
+            (Objetivo::Activo, Pendiente | EnRevision) => Some(contrato.aprobar()),
+            (Objetivo::EnRevision, Pendiente) => Some(contrato.poner_en_revision(motivo)),
+            (Objetivo::Rechazado, EnRevision) => Some(contrato.rechazar(motivo)),
+            (Objetivo::Rechazado, Pendiente) => {
+                return Err(ConsumeError::NotYet(format!(
+                    "contract {id} is not in review yet"
+                )))
+            }
+            (objetivo, estado) => {
+                tracing::warn!(%id, ?objetivo, %estado, "transition overtaken; ignored");
+                None
+            }
+        };
+        let events = match decision {
+            None => return Ok(Outcome::NoOp),
+            Some(result) => result.map_err(AppError::from)?,
+        };
+        let context = EnvelopeContext::caused_by(envelope);
+        match self.record(tx, &contrato, &events, &context).await {
+            Ok(after) => Ok(Outcome::Changed(after.estado().unwrap_or(estado))),
+            // The row lock (PostgreSQL) and the single writer (SQLite) leave no room for another
+            // writer; should one slip in anyway, `tx` may be aborted: the message is retried in
+            // a fresh transaction.
+            Err(RepoError::Conflict { .. }) => Err(AppError::Contention.into()),
+            Err(error) => Err(error.into()),
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 //! follows: `PartnerCreado` creates the partner's contract; compliance outcomes and review
 //! decisions move it through its lifecycle. Business outcomes become events; an event that
 //! arrived before the state it builds on, and every database failure, is retried; an
-//! undecodable payload is dead-lettered.
+//! undecodable payload is dead-lettered. Each message is applied inside a transaction it is
+//! handed (`storage::Transactional` commits one per batch), so a batch costs one commit.
 
 use std::sync::Arc;
 
@@ -10,7 +11,9 @@ use async_trait::async_trait;
 use contracts::compliance::{ContratoAprobado, ContratoRechazado};
 use contracts::partners::PartnerCreado;
 use contracts::sagas::{RevisionAprobada, RevisionContrato, RevisionRechazada};
-use kernel::{Envelope, HandlerError, IntegrationEvent, MessageHandler};
+use kernel::{Envelope, HandlerError, IntegrationEvent};
+use storage::{Transactional, Tx, TxHandler};
+use tokio::sync::Notify;
 
 use crate::application::{ConsumeError, Objetivo, Service};
 use crate::domain::Motivo;
@@ -34,28 +37,35 @@ impl AlianzasHandler {
     pub fn new(service: Arc<Service>) -> Self {
         Self { service }
     }
+
+    /// The handler as the consumers run it: one transaction per message or per batch on the
+    /// service's database, waking `relay` (the outbox relay's waker) after each commit.
+    pub fn transactional(service: Arc<Service>, relay: Arc<Notify>) -> Transactional<Self> {
+        Transactional::new(service.db().clone(), relay, Self::new(service))
+    }
 }
 
 #[async_trait]
-impl MessageHandler for AlianzasHandler {
-    async fn handle(&self, envelope: &Envelope) -> Result<(), HandlerError> {
+impl TxHandler for AlianzasHandler {
+    async fn apply(&self, tx: &mut Tx, envelope: &Envelope) -> Result<(), HandlerError> {
         let service = &self.service;
         let outcome = match envelope.event_type.as_str() {
             PartnerCreado::TYPE => {
                 let event: PartnerCreado = envelope.decode()?;
-                service.crear_para_partner(envelope, event).await
+                service.crear_para_partner_in(tx, envelope, &event).await
             }
             ContratoAprobado::TYPE => {
                 let event: ContratoAprobado = envelope.decode()?;
                 service
-                    .llevar_a(envelope, event.contrato_id, Objetivo::Activo, None)
+                    .llevar_a_in(tx, envelope, event.contrato_id, Objetivo::Activo, None)
                     .await
             }
             ContratoRechazado::TYPE => {
                 let event: ContratoRechazado = envelope.decode()?;
                 let motivo = format!("{}: {}", event.validacion_fallida, event.causa_rechazo);
                 service
-                    .llevar_a(
+                    .llevar_a_in(
+                        tx,
                         envelope,
                         event.contrato_id,
                         Objetivo::EnRevision,
@@ -67,7 +77,8 @@ impl MessageHandler for AlianzasHandler {
                 let event: RevisionContrato = envelope.decode()?;
                 let motivo = format!("{}: {}", event.validacion_fallida, event.causa_rechazo);
                 service
-                    .llevar_a(
+                    .llevar_a_in(
+                        tx,
                         envelope,
                         event.contrato_id,
                         Objetivo::EnRevision,
@@ -78,13 +89,14 @@ impl MessageHandler for AlianzasHandler {
             RevisionAprobada::TYPE => {
                 let event: RevisionAprobada = envelope.decode()?;
                 service
-                    .llevar_a(envelope, event.contrato_id, Objetivo::Activo, None)
+                    .llevar_a_in(tx, envelope, event.contrato_id, Objetivo::Activo, None)
                     .await
             }
             RevisionRechazada::TYPE => {
                 let event: RevisionRechazada = envelope.decode()?;
                 service
-                    .llevar_a(
+                    .llevar_a_in(
+                        tx,
                         envelope,
                         event.contrato_id,
                         Objetivo::Rechazado,

@@ -139,7 +139,10 @@ impl Alianzas {
     /// The handler the consumers run, for tests and tools that deliver messages themselves
     /// (e.g. to redeliver one twice).
     pub fn handler(&self) -> Arc<dyn MessageHandler> {
-        Arc::new(AlianzasHandler::new(self.service.clone()))
+        Arc::new(AlianzasHandler::transactional(
+            self.service.clone(),
+            self.relay.waker(),
+        ))
     }
 
     /// Expires now every live contract whose `fecha_fin` is before `hoy`; returns how many.

@@ -425,26 +425,27 @@ pub async fn contrato_of_partner(tx: &mut Tx, partner_id: Uuid) -> Result<Option
     .await)?)
 }
 
-/// Records the partner's automatically created contract; `PartnerTaken` when it has one
-/// (on PostgreSQL the violation aborts `tx`: the caller drops it).
+/// Records the partner's automatically created contract; `PartnerTaken` when it has one.
+/// A twin linking concurrently is waited for; the refusal leaves `tx` usable (no constraint
+/// violation), so the caller can read the winner's link in the same transaction.
 pub async fn link_partner(
     tx: &mut Tx,
     partner_id: Uuid,
     contrato_id: Uuid,
 ) -> Result<(), RepoError> {
     let inserted = with_tx!(tx, conn => sqlx::query(
-        "INSERT INTO contrato_partner (partner_id, contrato_id) VALUES ($1, $2)",
+        "INSERT INTO contrato_partner (partner_id, contrato_id) VALUES ($1, $2)
+         ON CONFLICT (partner_id) DO NOTHING",
     )
     .bind(partner_id)
     .bind(contrato_id)
     .execute(conn)
     .await
-    .map(|r| r.rows_affected()));
-    match inserted {
-        Ok(_) => Ok(()),
-        Err(error) if ::storage::is_unique_violation(&error) => Err(RepoError::PartnerTaken),
-        Err(error) => Err(error.into()),
+    .map(|r| r.rows_affected()))?;
+    if inserted == 0 {
+        return Err(RepoError::PartnerTaken);
     }
+    Ok(())
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -545,10 +546,27 @@ pub async fn list_plantillas(db: &Db) -> Result<Vec<Plantilla>, RepoError> {
     Ok(plantillas)
 }
 
+fn select_plantilla() -> String {
+    format!("SELECT {PLANTILLA_COLUMNS} FROM plantilla WHERE tipo_partner = $1")
+}
+
 /// The template of one partner kind.
 pub async fn find_plantilla(db: &Db, tipo: TipoPartner) -> Result<Option<Plantilla>, RepoError> {
-    let sql = format!("SELECT {PLANTILLA_COLUMNS} FROM plantilla WHERE tipo_partner = $1");
+    let sql = select_plantilla();
     let row: Option<PlantillaRow> = with_reader!(db, conn => sqlx::query_as(&sql)
+        .bind(tipo.as_str())
+        .fetch_optional(conn)
+        .await)?;
+    row.map(PlantillaRow::into_domain).transpose()
+}
+
+/// Like [`find_plantilla`], inside `tx`.
+pub async fn find_plantilla_in(
+    tx: &mut Tx,
+    tipo: TipoPartner,
+) -> Result<Option<Plantilla>, RepoError> {
+    let sql = select_plantilla();
+    let row: Option<PlantillaRow> = with_tx!(tx, conn => sqlx::query_as(&sql)
         .bind(tipo.as_str())
         .fetch_optional(conn)
         .await)?;

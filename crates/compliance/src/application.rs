@@ -1,6 +1,7 @@
 //! Use cases: the dry run and the account and rule endpoints, and the three event handlers.
-//! A handler's effects, its inbox row and its outbox rows are written in one transaction; the
-//! relay is woken after the commit. Nothing is published any other way.
+//! A handler's effects, its inbox row and its outbox rows are written in one transaction that
+//! the caller owns (`storage::Transactional`, which may commit a batch of events at once and
+//! wakes the relay after the commit). Nothing is published any other way.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -171,15 +172,15 @@ impl Service {
         })
     }
 
-    /// Handles `PartnerCreado`: the partner becomes known to rule 3. Returns whether this
-    /// delivery was the first.
-    pub async fn record_partner(
+    /// Handles `PartnerCreado` inside `tx` (the caller commits): the partner becomes known to
+    /// rule 3. Returns whether this delivery was the first.
+    pub async fn record_partner_in(
         &self,
+        tx: &mut Tx,
         envelope: &Envelope,
         event: PartnerCreado,
     ) -> Result<bool, AppError> {
-        let mut tx = self.db.begin().await?;
-        if !inbox::first_delivery(&mut tx, SERVICE, envelope.id).await? {
+        if !inbox::first_delivery(tx, SERVICE, envelope.id).await? {
             return Ok(false);
         }
         let partner = PartnerConocido {
@@ -188,17 +189,18 @@ impl Service {
             nombre: event.nombre,
             tipo: event.tipo,
         };
-        repo::insert_known_partner(&mut tx, &partner, kernel::now()).await?;
-        self.commit(tx).await?;
+        repo::insert_known_partner(tx, &partner, kernel::now()).await?;
         Ok(true)
     }
 
-    /// Handles `ContratoCreado`: runs the rules and records exactly one decision per contract
-    /// with its outcome event (and, on approval, the partner's account) in one transaction.
-    /// An unknown partner is waited for during the grace period (the caller retries); a
-    /// database failure is an error to retry, never a rejection.
-    pub async fn evaluate_contract(
+    /// Handles `ContratoCreado` inside `tx` (the caller commits): runs the rules and records
+    /// exactly one decision per contract with its outcome event (and, on approval, the
+    /// partner's account). An unknown partner is waited for during the grace period (an error:
+    /// the caller rolls `tx` back and retries); a database failure is an error to retry, never
+    /// a rejection.
+    pub async fn evaluate_contract_in(
         &self,
+        tx: &mut Tx,
         envelope: &Envelope,
         event: ContratoCreado,
     ) -> Result<Decision, AppError> {
@@ -210,19 +212,17 @@ impl Service {
             estado: event.estado.clone(),
             vigencia: Vigencia::leer(&event.fecha_inicio, event.fecha_fin.as_deref()),
         };
-        let mut tx = self.db.begin().await?;
-        if !inbox::first_delivery(&mut tx, SERVICE, envelope.id).await? {
+        if !inbox::first_delivery(tx, SERVICE, envelope.id).await? {
             return Ok(Decision::Duplicado);
         }
-        if repo::find_evaluation_tx(&mut tx, event.contrato_id)
+        if repo::find_evaluation_tx(tx, event.contrato_id)
             .await?
             .is_some()
         {
-            self.commit(tx).await?;
             return Ok(Decision::YaDecidido);
         }
-        let reglas = repo::load_rules_tx(&mut tx).await?;
-        let partner = repo::find_known_partner_tx(&mut tx, event.partner_id).await?;
+        let reglas = repo::load_rules_tx(tx).await?;
+        let partner = repo::find_known_partner_tx(tx, event.partner_id).await?;
         let veredicto = evaluar(&contrato, partner.as_ref(), &reglas);
         let now = kernel::now();
         if veredicto.espera_al_partner() {
@@ -230,8 +230,8 @@ impl Service {
             let grace = chrono::Duration::from_std(self.unknown_partner_grace)
                 .unwrap_or(chrono::Duration::MAX);
             if age < grace {
-                // Dropping `tx` forgets the inbox row too, so the retry is a first delivery.
-                drop(tx);
+                // The error rolls `tx` back, inbox row included, so the retry is a first
+                // delivery.
                 return Err(AppError::PartnerAunDesconocido {
                     partner_id: event.partner_id,
                     age_ms: age.num_milliseconds(),
@@ -247,9 +247,8 @@ impl Service {
             veredicto: veredicto.clone(),
             evaluado_en: now,
         };
-        if !repo::insert_evaluation(&mut tx, &evaluacion).await? {
+        if !repo::insert_evaluation(tx, &evaluacion).await? {
             // A concurrent delivery of another event for this contract decided first.
-            self.commit(tx).await?;
             return Ok(Decision::YaDecidido);
         }
         let decision = match &veredicto.rechazo {
@@ -263,7 +262,7 @@ impl Service {
                 })?;
                 let cuenta =
                     CuentaFinanciera::abrir(event.partner_id, moneda, MetodoPago::default(), now);
-                repo::insert_account(&mut tx, &cuenta).await?;
+                repo::insert_account(tx, &cuenta).await?;
                 let (topic, outcome) = append(
                     &ContratoAprobado {
                         contrato_id: event.contrato_id,
@@ -273,7 +272,7 @@ impl Service {
                     },
                     &context,
                 );
-                outbox::append(&mut tx, topic, &outcome).await?;
+                outbox::append(tx, topic, &outcome).await?;
                 Decision::Aprobado
             }
             Some(rechazo) => {
@@ -287,27 +286,26 @@ impl Service {
                     },
                     &context,
                 );
-                outbox::append(&mut tx, topic, &outcome).await?;
+                outbox::append(tx, topic, &outcome).await?;
                 Decision::Rechazado(rechazo.regla.codigo_fallo())
             }
         };
-        self.commit(tx).await?;
         Ok(decision)
     }
 
-    /// Handles `RevisionAprobada`: the operator overrode the rejection, so the partner gets its
-    /// account (in the reviewed contract's currency), once. No rules run. Returns whether an
-    /// account was opened now.
-    pub async fn open_account_after_review(
+    /// Handles `RevisionAprobada` inside `tx` (the caller commits): the operator overrode the
+    /// rejection, so the partner gets its account (in the reviewed contract's currency), once.
+    /// No rules run. Returns whether an account was opened now.
+    pub async fn open_account_after_review_in(
         &self,
+        tx: &mut Tx,
         envelope: &Envelope,
         event: RevisionAprobada,
     ) -> Result<bool, AppError> {
-        let mut tx = self.db.begin().await?;
-        if !inbox::first_delivery(&mut tx, SERVICE, envelope.id).await? {
+        if !inbox::first_delivery(tx, SERVICE, envelope.id).await? {
             return Ok(false);
         }
-        let evaluada = repo::find_evaluation_tx(&mut tx, event.contrato_id).await?;
+        let evaluada = repo::find_evaluation_tx(tx, event.contrato_id).await?;
         let moneda = evaluada
             .as_ref()
             .and_then(|evaluacion| Moneda::parse(&evaluacion.moneda).ok());
@@ -325,8 +323,7 @@ impl Service {
             MetodoPago::default(),
             kernel::now(),
         );
-        let opened = repo::insert_account(&mut tx, &cuenta).await?;
-        self.commit(tx).await?;
+        let opened = repo::insert_account(tx, &cuenta).await?;
         Ok(opened)
     }
 }

@@ -1,15 +1,18 @@
 //! The message handlers this service runs under `kernel::run_consumer`: `PartnerCreado` (a
 //! partner becomes known), `ContratoCreado` (the rules decide), and `RevisionAprobada` on the
 //! review topic (the account is opened). Business outcomes are events; every error that reaches
-//! here is retried, and undecodable payloads are dead-lettered.
+//! here is retried, and undecodable payloads are dead-lettered. Each is a `storage::TxHandler`:
+//! its effects, inbox row and outbox rows go into the transaction `storage::Transactional` gives
+//! it, so a batch of events costs one commit.
 
 use std::sync::Arc;
 
+use ::storage::{Tx, TxHandler};
 use async_trait::async_trait;
 use contracts::contratos::ContratoCreado;
 use contracts::partners::PartnerCreado;
 use contracts::sagas::RevisionAprobada;
-use kernel::{Envelope, HandlerError, IntegrationEvent, MessageHandler};
+use kernel::{Envelope, HandlerError, IntegrationEvent};
 
 use crate::application::{AppError, Service};
 
@@ -34,12 +37,12 @@ impl PartnerCreadoHandler {
 }
 
 #[async_trait]
-impl MessageHandler for PartnerCreadoHandler {
-    async fn handle(&self, envelope: &Envelope) -> Result<(), HandlerError> {
+impl TxHandler for PartnerCreadoHandler {
+    async fn apply(&self, tx: &mut Tx, envelope: &Envelope) -> Result<(), HandlerError> {
         let event: PartnerCreado = envelope.decode()?;
         let first = self
             .service
-            .record_partner(envelope, event)
+            .record_partner_in(tx, envelope, event)
             .await
             .map_err(handler_error)?;
         tracing::debug!(id = %envelope.id, first, "PartnerCreado handled");
@@ -59,12 +62,12 @@ impl ContratoCreadoHandler {
 }
 
 #[async_trait]
-impl MessageHandler for ContratoCreadoHandler {
-    async fn handle(&self, envelope: &Envelope) -> Result<(), HandlerError> {
+impl TxHandler for ContratoCreadoHandler {
+    async fn apply(&self, tx: &mut Tx, envelope: &Envelope) -> Result<(), HandlerError> {
         let event: ContratoCreado = envelope.decode()?;
         let decision = self
             .service
-            .evaluate_contract(envelope, event)
+            .evaluate_contract_in(tx, envelope, event)
             .await
             .map_err(handler_error)?;
         tracing::debug!(id = %envelope.id, ?decision, "ContratoCreado handled");
@@ -85,8 +88,8 @@ impl RevisionResueltaHandler {
 }
 
 #[async_trait]
-impl MessageHandler for RevisionResueltaHandler {
-    async fn handle(&self, envelope: &Envelope) -> Result<(), HandlerError> {
+impl TxHandler for RevisionResueltaHandler {
+    async fn apply(&self, tx: &mut Tx, envelope: &Envelope) -> Result<(), HandlerError> {
         if envelope.event_type != RevisionAprobada::TYPE {
             tracing::debug!(id = %envelope.id, event_type = %envelope.event_type, "not for compliance; ignored");
             return Ok(());
@@ -94,7 +97,7 @@ impl MessageHandler for RevisionResueltaHandler {
         let event: RevisionAprobada = envelope.decode()?;
         let opened = self
             .service
-            .open_account_after_review(envelope, event)
+            .open_account_after_review_in(tx, envelope, event)
             .await
             .map_err(handler_error)?;
         tracing::debug!(id = %envelope.id, opened, "RevisionAprobada handled");

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ::storage::outbox::Relay;
-use ::storage::Db;
+use ::storage::{Db, Transactional, TxHandler};
 use kernel::retry::Backoff;
 use kernel::{Bus, BusError, Consumes, MessageHandler, Shutdown, SubscribeOptions};
 
@@ -165,17 +165,27 @@ impl Compliance {
     /// The `PartnerCreado` handler the consumers run, for tests and tools that deliver
     /// messages themselves (e.g. to redeliver one twice).
     pub fn partner_creado_handler(&self) -> Arc<dyn MessageHandler> {
-        Arc::new(PartnerCreadoHandler::new(self.service.clone()))
+        self.transactional(PartnerCreadoHandler::new(self.service.clone()))
     }
 
     /// The `ContratoCreado` handler the consumers run.
     pub fn contrato_creado_handler(&self) -> Arc<dyn MessageHandler> {
-        Arc::new(ContratoCreadoHandler::new(self.service.clone()))
+        self.transactional(ContratoCreadoHandler::new(self.service.clone()))
     }
 
     /// The handler of the review topic (`RevisionAprobada`) the consumers run.
     pub fn revision_resuelta_handler(&self) -> Arc<dyn MessageHandler> {
-        Arc::new(RevisionResueltaHandler::new(self.service.clone()))
+        self.transactional(RevisionResueltaHandler::new(self.service.clone()))
+    }
+
+    /// `handler` run in transactions on this service's database: one per message, or one per
+    /// batch the consumer hands over; the relay is woken after each commit.
+    fn transactional(&self, handler: impl TxHandler) -> Arc<dyn MessageHandler> {
+        Arc::new(Transactional::new(
+            self.db.clone(),
+            self.relay.waker(),
+            handler,
+        ))
     }
 
     pub fn db(&self) -> &Db {

@@ -1,6 +1,8 @@
 //! Command handlers: load the aggregate, run the domain command, and save the new state with its
 //! outbox rows (and, for retried writes, the idempotent response; for consumed commands, the
-//! inbox row) in one transaction; then wake the relay. Nothing is published any other way.
+//! inbox row) in one transaction; then wake the relay. Consumed commands are handled inside a
+//! transaction the caller owns (`storage::Transactional`), which commits a batch of them at once
+//! and wakes the relay itself. Nothing is published any other way.
 
 use std::sync::Arc;
 
@@ -381,15 +383,20 @@ impl Service {
         Ok(integracion)
     }
 
-    /// Handles the saga's `CreatePartner`: creates the partner and publishes `PartnerCreado`,
-    /// or publishes `PartnerCreationFailed` for a business failure — together with the inbox
-    /// row, so a redelivered command changes nothing. A second command for an onboarding that
-    /// already has its partner is recorded and otherwise ignored.
-    pub async fn create_from_command(
+    /// Handles the saga's `CreatePartner` inside `tx`: creates the partner and appends
+    /// `PartnerCreado`, or appends `PartnerCreationFailed` for a business failure — together
+    /// with the inbox row, so a redelivered command changes nothing. A second command for an
+    /// onboarding that already has its partner is recorded and otherwise ignored. Nothing is
+    /// committed here: the caller commits `tx`, possibly with other commands.
+    pub async fn create_from_command_in(
         &self,
+        tx: &mut Tx,
         envelope: &Envelope,
         command: wire::CreatePartner,
     ) -> Result<CommandOutcome, AppError> {
+        if !inbox::first_delivery(tx, SERVICE, envelope.id).await? {
+            return Ok(CommandOutcome::Duplicate);
+        }
         let context = EnvelopeContext::caused_by(envelope);
         let parsed = NuevoPartner::parse(RawPartner {
             nombre: Some(&command.nombre),
@@ -399,30 +406,19 @@ impl Service {
             tipo: command.tipo.as_deref(),
         });
         for _ in 0..RACE_RETRIES {
-            let mut tx = self.db.begin().await?;
-            if !inbox::first_delivery(&mut tx, SERVICE, envelope.id).await? {
-                return Ok(CommandOutcome::Duplicate);
-            }
-            if let Some(existing) =
-                repo::partner_of_onboarding(&mut tx, command.onboarding_id).await?
-            {
-                self.commit(tx).await?;
+            if let Some(existing) = repo::partner_of_onboarding(tx, command.onboarding_id).await? {
                 return Ok(CommandOutcome::AlreadyCreated(existing));
             }
             let datos = match &parsed {
                 Ok(datos) => datos.clone(),
                 Err(issues) => {
                     let message = describe(issues);
-                    return self
-                        .fail(tx, &command, "DATOS_INVALIDOS", message, &context)
-                        .await;
+                    return fail(tx, &command, "DATOS_INVALIDOS", message, &context).await;
                 }
             };
-            if repo::email_in_use(&mut tx, &datos.email).await? {
+            if repo::email_in_use(tx, &datos.email).await? {
                 let message = format!("a partner with e-mail {} already exists", datos.email);
-                return self
-                    .fail(tx, &command, "EMAIL_EXISTENTE", message, &context)
-                    .await;
+                return fail(tx, &command, "EMAIL_EXISTENTE", message, &context).await;
             }
             let (partner, event) = Partner::register(
                 kernel::new_id(),
@@ -430,62 +426,38 @@ impl Service {
                 Some(command.onboarding_id),
                 kernel::now(),
             );
-            match repo::insert_partner(&mut tx, &partner).await {
-                Ok(()) => {}
-                // A concurrent twin committed the same e-mail or onboarding between the check
-                // and the insert; the violation aborted `tx` on PostgreSQL. Start over: the
-                // checks above now see the twin.
-                Err(RepoError::EmailTaken | RepoError::OnboardingTaken) => continue,
-                Err(error) => return Err(error.into()),
+            if !repo::insert_partner_unless_taken(tx, &partner).await? {
+                // A concurrent twin committed the same e-mail or onboarding between the checks
+                // and the insert. `tx` is intact: the checks, run again, now see the twin.
+                continue;
             }
             let (topic, created) = to_envelope(event, command.terminos.clone(), &context);
-            outbox::append(&mut tx, topic, &created).await?;
-            self.commit(tx).await?;
+            outbox::append(tx, topic, &created).await?;
             return Ok(CommandOutcome::Created(partner.id()));
         }
         Err(AppError::Contention)
     }
 
-    async fn fail(
+    /// Handles the saga's compensation `DesactivarPartner` inside `tx` (the caller commits):
+    /// the partner becomes `INACTIVO` (a deleted one stays deleted) and `PartnerDesactivado` is
+    /// appended every time, even for an unknown partner, so the saga always hears back.
+    /// Returns whether this delivery was the first.
+    pub async fn deactivate_from_command_in(
         &self,
-        mut tx: Tx,
-        command: &wire::CreatePartner,
-        error_code: &'static str,
-        error_message: String,
-        context: &EnvelopeContext,
-    ) -> Result<CommandOutcome, AppError> {
-        let (topic, envelope) = wrap(
-            wire::PartnerCreationFailed {
-                onboarding_id: command.onboarding_id,
-                error_code: error_code.to_owned(),
-                error_message,
-            },
-            context,
-        );
-        outbox::append(&mut tx, topic, &envelope).await?;
-        self.commit(tx).await?;
-        Ok(CommandOutcome::Failed(error_code))
-    }
-
-    /// Handles the saga's compensation `DesactivarPartner`: the partner becomes `INACTIVO`
-    /// (a deleted one stays deleted) and `PartnerDesactivado` is published every time, even
-    /// for an unknown partner, so the saga always hears back.
-    pub async fn deactivate_from_command(
-        &self,
+        tx: &mut Tx,
         envelope: &Envelope,
         command: wire::DesactivarPartner,
     ) -> Result<bool, AppError> {
+        if !inbox::first_delivery(tx, SERVICE, envelope.id).await? {
+            return Ok(false);
+        }
         let context = EnvelopeContext::caused_by(envelope);
         // The reason is only echoed back; an over-long one is dropped rather than refused.
         let motivo = Motivo::parse(command.motivo.as_deref()).unwrap_or(None);
-        let mut tx = self.db.begin().await?;
-        if !inbox::first_delivery(&mut tx, SERVICE, envelope.id).await? {
-            return Ok(false);
-        }
-        let event = match repo::load_for_update(&mut tx, command.partner_id).await? {
+        let event = match repo::load_for_update(tx, command.partner_id).await? {
             Some(mut partner) => {
                 let event = partner.deactivate(motivo, kernel::now());
-                repo::update_partner(&mut tx, &partner).await?;
+                repo::update_partner(tx, &partner).await?;
                 event
             }
             None => {
@@ -496,10 +468,29 @@ impl Service {
                 }
             }
         };
-        append_all(&mut tx, vec![event], &context).await?;
-        self.commit(tx).await?;
+        append_all(tx, vec![event], &context).await?;
         Ok(true)
     }
+}
+
+/// Appends `PartnerCreationFailed` for `command` to `tx`.
+async fn fail(
+    tx: &mut Tx,
+    command: &wire::CreatePartner,
+    error_code: &'static str,
+    error_message: String,
+    context: &EnvelopeContext,
+) -> Result<CommandOutcome, AppError> {
+    let (topic, envelope) = wrap(
+        wire::PartnerCreationFailed {
+            onboarding_id: command.onboarding_id,
+            error_code: error_code.to_owned(),
+            error_message,
+        },
+        context,
+    );
+    outbox::append(tx, topic, &envelope).await?;
+    Ok(CommandOutcome::Failed(error_code))
 }
 
 fn describe(issues: &[FieldIssue]) -> String {

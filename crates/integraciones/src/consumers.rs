@@ -1,13 +1,15 @@
 //! The message handlers this service runs under `kernel::run_consumer`: the saga's
 //! `CreatePartner` command and its `DesactivarPartner` compensation. Business failures are
 //! answered with events; only infrastructure failures are retried, and undecodable payloads are
-//! dead-lettered.
+//! dead-lettered. Each is a `storage::TxHandler`: its effects, inbox row and outbox rows go into
+//! the transaction `storage::Transactional` gives it, so a batch of commands costs one commit.
 
 use std::sync::Arc;
 
+use ::storage::{Tx, TxHandler};
 use async_trait::async_trait;
 use contracts::partners::{CreatePartner, DesactivarPartner};
-use kernel::{Envelope, HandlerError, MessageHandler};
+use kernel::{Envelope, HandlerError};
 
 use crate::application::{AppError, Service};
 
@@ -29,12 +31,12 @@ impl CreatePartnerHandler {
 }
 
 #[async_trait]
-impl MessageHandler for CreatePartnerHandler {
-    async fn handle(&self, envelope: &Envelope) -> Result<(), HandlerError> {
+impl TxHandler for CreatePartnerHandler {
+    async fn apply(&self, tx: &mut Tx, envelope: &Envelope) -> Result<(), HandlerError> {
         let command: CreatePartner = envelope.decode()?;
         let outcome = self
             .service
-            .create_from_command(envelope, command)
+            .create_from_command_in(tx, envelope, command)
             .await
             .map_err(handler_error)?;
         tracing::debug!(id = %envelope.id, ?outcome, "CreatePartner handled");
@@ -54,12 +56,12 @@ impl DesactivarPartnerHandler {
 }
 
 #[async_trait]
-impl MessageHandler for DesactivarPartnerHandler {
-    async fn handle(&self, envelope: &Envelope) -> Result<(), HandlerError> {
+impl TxHandler for DesactivarPartnerHandler {
+    async fn apply(&self, tx: &mut Tx, envelope: &Envelope) -> Result<(), HandlerError> {
         let command: DesactivarPartner = envelope.decode()?;
         let first = self
             .service
-            .deactivate_from_command(envelope, command)
+            .deactivate_from_command_in(tx, envelope, command)
             .await
             .map_err(handler_error)?;
         tracing::debug!(id = %envelope.id, first, "DesactivarPartner handled");

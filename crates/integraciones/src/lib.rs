@@ -11,7 +11,7 @@ pub mod storage;
 use std::sync::Arc;
 
 use ::storage::outbox::Relay;
-use ::storage::Db;
+use ::storage::{Db, Transactional, TxHandler};
 use kernel::{Bus, BusError, Consumes, MessageHandler, Shutdown};
 
 use crate::application::{Service, SERVICE};
@@ -94,14 +94,25 @@ impl Integraciones {
     }
 
     /// The `CreatePartner` handler the consumers run, for tests and tools that deliver
-    /// messages themselves (e.g. to redeliver one twice).
+    /// messages themselves (e.g. to redeliver one twice). A batch of commands is applied in
+    /// one transaction.
     pub fn create_partner_handler(&self) -> Arc<dyn MessageHandler> {
-        Arc::new(CreatePartnerHandler::new(self.service.clone()))
+        self.transactional(CreatePartnerHandler::new(self.service.clone()))
     }
 
     /// The `DesactivarPartner` handler the consumers run.
     pub fn desactivar_partner_handler(&self) -> Arc<dyn MessageHandler> {
-        Arc::new(DesactivarPartnerHandler::new(self.service.clone()))
+        self.transactional(DesactivarPartnerHandler::new(self.service.clone()))
+    }
+
+    /// `handler` run in transactions on this service's database: one per message, or one per
+    /// batch the consumer hands over; the relay is woken after each commit.
+    fn transactional(&self, handler: impl TxHandler) -> Arc<dyn MessageHandler> {
+        Arc::new(Transactional::new(
+            self.db.clone(),
+            self.relay.waker(),
+            handler,
+        ))
     }
 
     pub fn db(&self) -> &Db {

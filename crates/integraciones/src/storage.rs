@@ -174,16 +174,25 @@ fn documentos_text(partner: &PartnerState) -> Option<String> {
         .map(|map| Value::Object(map.clone()).to_string())
 }
 
-/// Inserts a new partner (and any integrations it already has). A live partner with the same
-/// e-mail is `EmailTaken`; on PostgreSQL the violation aborts `tx`, so the caller must drop it.
-pub async fn insert_partner(tx: &mut Tx, partner: &Partner) -> Result<(), RepoError> {
-    let state = partner.state();
-    let inserted = with_tx!(tx, conn => sqlx::query(
+/// The partner row's insert; `insert_partner` and `insert_partner_unless_taken` differ only in
+/// what a unique index's refusal does.
+macro_rules! insert_partner_sql {
+    () => {
         "INSERT INTO partner (partner_id, nombre, nombre_busqueda, email, email_normalizado,
             telefono, direccion, tipo, estado, estado_kyc, documentos_kyc, onboarding_id,
             fecha_creacion, fecha_actualizacion)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-    )
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+    };
+}
+
+/// Runs `sql` (the partner insert, with or without a conflict clause) for `state`; returns the
+/// rows it inserted.
+async fn insert_partner_row(
+    tx: &mut Tx,
+    state: &PartnerState,
+    sql: &'static str,
+) -> Result<u64, sqlx::Error> {
+    with_tx!(tx, conn => sqlx::query(sql)
     .bind(state.id)
     .bind(state.nombre.as_str())
     .bind(state.nombre.as_str().to_lowercase())
@@ -200,11 +209,40 @@ pub async fn insert_partner(tx: &mut Tx, partner: &Partner) -> Result<(), RepoEr
     .bind(state.fecha_actualizacion)
     .execute(conn)
     .await
-    .map(|r| r.rows_affected()));
-    if let Err(error) = inserted {
+    .map(|r| r.rows_affected()))
+}
+
+/// Inserts a new partner (and any integrations it already has). A live partner with the same
+/// e-mail is `EmailTaken`; on PostgreSQL the violation aborts `tx`, so the caller must drop it.
+pub async fn insert_partner(tx: &mut Tx, partner: &Partner) -> Result<(), RepoError> {
+    let state = partner.state();
+    if let Err(error) = insert_partner_row(tx, state, insert_partner_sql!()).await {
         return Err(unique_violation(&error).unwrap_or(RepoError::Sqlx(error)));
     }
     save_integraciones(tx, state).await
+}
+
+/// Inserts a new partner unless a live partner holds its e-mail or a partner its onboarding;
+/// returns whether it was inserted. Unlike [`insert_partner`] a refusal leaves `tx` usable on
+/// both backends, so a transaction that carries other work (a batch of commands) survives a
+/// twin that committed first. On PostgreSQL the insert waits for an uncommitted twin and is
+/// refused only if that twin commits.
+pub async fn insert_partner_unless_taken(
+    tx: &mut Tx,
+    partner: &Partner,
+) -> Result<bool, RepoError> {
+    let state = partner.state();
+    let inserted = insert_partner_row(
+        tx,
+        state,
+        concat!(insert_partner_sql!(), " ON CONFLICT DO NOTHING"),
+    )
+    .await?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    save_integraciones(tx, state).await?;
+    Ok(true)
 }
 
 /// Writes a loaded partner's changed state and its integrations back.

@@ -1,7 +1,8 @@
 //! The consumers through the real embedded bus: a contract for a known partner is approved
 //! with its account opened, a rule failure is rejected, every outcome happens once however often
 //! an event is delivered, a contract that overtakes its partner waits for it, a review approval
-//! opens the account, and a rule change decides the next contract.
+//! opens the account, a rule change decides the next contract, and a batch of events handed
+//! over at once has the effects of the same events one by one.
 
 use std::time::Duration;
 
@@ -429,4 +430,141 @@ async fn the_consumer_path_is_exactly_once_on_postgres() {
     assert_eq!(reporte["por_moneda"][0]["monto_comprometido"], "49999.99");
     assert_eq!(reporte["por_moneda"][0]["monto_rechazado"], "50000.01");
     app.cleanup().await;
+}
+
+/// Batches handed to each handler in one call: each later event sees what the earlier ones
+/// wrote (the contract decided, the account opened), a redelivered id changes nothing, and
+/// every message gets its own result — a contract still waiting for its partner is `Early`
+/// alone and an undecodable one `Poison` alone, while the others take effect.
+async fn batches_are_applied_in_order_with_a_result_per_message(test_db: TestDb) {
+    let app = spawn_app_on(test_db, ComplianceConfig::default(), false).await;
+    let (ana, bea) = (Uuid::now_v7(), Uuid::now_v7());
+    let ana_creada = partner_creado(ana, "ana.batch@example.com");
+    let partners = [
+        ana_creada.clone(),
+        ana_creada.clone(),
+        partner_creado(bea, "bea.batch@example.com"),
+    ];
+    let results = app
+        .service
+        .partner_creado_handler()
+        .handle_batch(&partners.iter().collect::<Vec<_>>())
+        .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    for partner_id in [ana, bea] {
+        assert!(repo::find_known_partner(app.db(), partner_id)
+            .await
+            .unwrap()
+            .is_some());
+    }
+
+    let contratos = app.service.contrato_creado_handler();
+    let aprobado = contrato(ana, "100", "USD");
+    let aprobado_envelope = in_saga(&aprobado);
+    let rechazado = contrato(bea, "60000", "USD");
+    let batch = [
+        aprobado_envelope.clone(),
+        aprobado_envelope.clone(),
+        // The same contract under a new event id: decided by the first one, in this batch.
+        in_saga(&aprobado),
+        // A second contract of the same partner: its own outcome, still one account.
+        in_saga(&contrato(ana, "200", "COP")),
+        in_saga(&rechazado),
+    ];
+    let results = contratos
+        .handle_batch(&batch.iter().collect::<Vec<_>>())
+        .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(storage::outbox::backlog(app.db()).await.unwrap(), 3);
+    assert_eq!(repo::count_accounts(app.db(), ana).await.unwrap(), 1);
+    assert_eq!(
+        repo::find_account(app.db(), ana)
+            .await
+            .unwrap()
+            .unwrap()
+            .moneda
+            .as_str(),
+        "USD",
+        "the first contract's account"
+    );
+    assert_eq!(repo::count_accounts(app.db(), bea).await.unwrap(), 0);
+    for envelope in &batch {
+        assert!(
+            storage::inbox::contains(app.db(), "compliance", envelope.id)
+                .await
+                .unwrap()
+        );
+    }
+
+    let later = contrato(bea, "10", "USD");
+    let early = contrato(Uuid::now_v7(), "10", "USD");
+    let early_envelope = in_saga(&early);
+    let mut poison = in_saga(&contrato(bea, "1", "USD"));
+    poison.data = json!({"contrato_id": 5});
+    let results = contratos
+        .handle_batch(&[&in_saga(&later), &early_envelope, &poison])
+        .await;
+    assert!(results[0].is_ok(), "{results:?}");
+    assert!(
+        matches!(results[1], Err(HandlerError::Early(_))),
+        "{results:?}"
+    );
+    assert!(
+        matches!(results[2], Err(HandlerError::Poison(_))),
+        "{results:?}"
+    );
+    assert!(repo::find_evaluation(app.db(), later.contrato_id)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(repo::find_evaluation(app.db(), early.contrato_id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(
+        !storage::inbox::contains(app.db(), "compliance", early_envelope.id)
+            .await
+            .unwrap(),
+        "the waiting contract's retry must be a first delivery"
+    );
+    assert_eq!(repo::count_accounts(app.db(), bea).await.unwrap(), 1);
+
+    // The review topic: a rejection is not for compliance; an approval opens the account of a
+    // partner without one, once.
+    let cleo = Uuid::now_v7();
+    let reviewed = contrato(cleo, "75000", "COP");
+    let aprobada = revision_aprobada(&reviewed, None);
+    let rechazada = Envelope::wrap(
+        "sagas",
+        &RevisionRechazada {
+            saga_id: Uuid::now_v7(),
+            contrato_id: reviewed.contrato_id,
+            partner_id: cleo,
+            comentarios: None,
+        },
+        EnvelopeContext::default(),
+    );
+    let results = app
+        .service
+        .revision_resuelta_handler()
+        .handle_batch(&[&rechazada, &aprobada, &aprobada])
+        .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(repo::count_accounts(app.db(), cleo).await.unwrap(), 1);
+    assert!(
+        !storage::inbox::contains(app.db(), "compliance", rechazada.id)
+            .await
+            .unwrap()
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn batches_are_applied_in_order_with_a_result_per_message_on_sqlite() {
+    batches_are_applied_in_order_with_a_result_per_message(TestDb::sqlite(SCHEMA).await).await;
+}
+
+#[tokio::test]
+async fn batches_are_applied_in_order_with_a_result_per_message_on_postgres() {
+    batches_are_applied_in_order_with_a_result_per_message(TestDb::postgres(SCHEMA).await).await;
 }

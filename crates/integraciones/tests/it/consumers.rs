@@ -1,6 +1,6 @@
 //! The saga's commands: `CreatePartner` creates a partner (or answers with
 //! `PartnerCreationFailed`) and `DesactivarPartner` deactivates one, each exactly once however
-//! often the command is delivered.
+//! often the command is delivered, alone or in a batch applied in one transaction.
 
 use contracts::partners::{CreatePartner, DesactivarPartner};
 use contracts::topics;
@@ -272,3 +272,143 @@ async fn the_command_path_is_exactly_once_on_postgres() {
     drop(service);
     test_db.cleanup().await;
 }
+
+/// The outbox's event types in the order they were appended.
+async fn outbox_types(db: &storage::Db) -> Vec<String> {
+    let rows: Vec<String> = storage::with_db!(db, conn => sqlx::query_scalar(
+        "SELECT envelope FROM outbox ORDER BY outbox_id",
+    )
+    .fetch_all(conn)
+    .await)
+    .unwrap();
+    rows.iter()
+        .map(|text| Envelope::from_json(text.as_bytes()).unwrap().event_type)
+        .collect()
+}
+
+/// The service over `db` with a bus of its own and no workers, so the outbox keeps its rows.
+async fn service_on(db: &storage::Db) -> (integraciones::Integraciones, testkit::bus::TestBus) {
+    let test_bus = testkit::bus::fresh_bus().await;
+    let service = integraciones::Integraciones::start(db.clone(), test_bus.bus.clone())
+        .await
+        .unwrap();
+    (service, test_bus)
+}
+
+/// A batch of commands in one call: each later command sees what the earlier ones wrote
+/// (the re-sent onboarding, the taken e-mail), a redelivered id changes nothing, and every
+/// message gets its own result.
+async fn a_batch_of_create_partner_commands_is_applied_in_order(db: &storage::Db) {
+    let (service, _bus) = service_on(db).await;
+    let handler = service.create_partner_handler();
+    let first = command("batch@example.com");
+    let first_envelope = envelope_of(&first);
+    let resent = envelope_of(&first);
+    let clash = command("BATCH@example.com");
+    let mut invalid = command("not-an-address");
+    invalid.tipo = Some("X".into());
+    let other = command("other@example.com");
+    let batch = [
+        first_envelope.clone(),
+        first_envelope.clone(),
+        resent.clone(),
+        envelope_of(&clash),
+        envelope_of(&invalid),
+        envelope_of(&other),
+    ];
+    let results = handler
+        .handle_batch(&batch.iter().collect::<Vec<_>>())
+        .await;
+    assert_eq!(results.len(), batch.len());
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+    assert_eq!(partners_with_email(db, "batch@example.com").await, 1);
+    assert_eq!(partners_with_email(db, "other@example.com").await, 1);
+    assert_eq!(
+        outbox_types(db).await,
+        [
+            "PartnerCreado",
+            "PartnerCreationFailed",
+            "PartnerCreationFailed",
+            "PartnerCreado"
+        ]
+    );
+    for envelope in &batch {
+        assert!(storage::inbox::contains(db, "integraciones", envelope.id)
+            .await
+            .unwrap());
+    }
+
+    // An undecodable command fails alone; the valid one beside it takes effect.
+    let valid = command("valid@example.com");
+    let mut poison = envelope_of(&command("poison@example.com"));
+    poison.data = json!({"nombre": 5});
+    let results = handler.handle_batch(&[&envelope_of(&valid), &poison]).await;
+    assert!(results[0].is_ok(), "{results:?}");
+    assert!(
+        matches!(results[1], Err(kernel::HandlerError::Poison(_))),
+        "{results:?}"
+    );
+    assert_eq!(partners_with_email(db, "valid@example.com").await, 1);
+    assert_eq!(partners_with_email(db, "poison@example.com").await, 0);
+}
+
+/// A batch of compensations: one partner deactivated by two commands and a redelivery, and an
+/// unknown partner, each answered once per event id.
+async fn a_batch_of_desactivar_partner_commands_answers_each_once(db: &storage::Db) {
+    let (service, _bus) = service_on(db).await;
+    let create = command("deactivate@example.com");
+    service
+        .create_partner_handler()
+        .handle(&envelope_of(&create))
+        .await
+        .unwrap();
+    let filter = PartnerFilter {
+        q: Some("deactivate@example.com".into()),
+        ..PartnerFilter::default()
+    };
+    let partner_id = repo::list(db, &filter, 1, None).await.unwrap().0[0].id();
+    let before = storage::outbox::backlog(db).await.unwrap();
+
+    let compensation = |partner_id| {
+        Envelope::wrap(
+            "alianzas",
+            &DesactivarPartner {
+                partner_id,
+                motivo: Some("contrato rechazado".into()),
+            },
+            EnvelopeContext::default(),
+        )
+    };
+    let first = compensation(partner_id);
+    let batch = [
+        first.clone(),
+        first.clone(),
+        compensation(partner_id),
+        compensation(Uuid::now_v7()),
+    ];
+    let results = service
+        .desactivar_partner_handler()
+        .handle_batch(&batch.iter().collect::<Vec<_>>())
+        .await;
+    assert_eq!(results.len(), batch.len());
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+    let partner = repo::find(db, partner_id).await.unwrap().unwrap();
+    assert_eq!(partner.state().estado.as_str(), "INACTIVO");
+    assert_eq!(
+        storage::outbox::backlog(db).await.unwrap(),
+        before + 3,
+        "one PartnerDesactivado per distinct event id"
+    );
+    assert_eq!(
+        outbox_types(db).await[before as usize..],
+        ["PartnerDesactivado"; 3]
+    );
+}
+
+testkit::on_both_backends!(
+    crate::helpers::SCHEMA;
+    a_batch_of_create_partner_commands_is_applied_in_order,
+    a_batch_of_desactivar_partner_commands_answers_each_once,
+);

@@ -1,5 +1,6 @@
 //! The partner repository's behaviours, written once and run against SQLite and PostgreSQL:
-//! round trips, the unique e-mail rule, list filters and pagination, soft delete, revocations.
+//! round trips, the unique e-mail and onboarding rules, list filters and pagination, soft
+//! delete, revocations.
 
 use chrono::Utc;
 use integraciones::domain::{
@@ -294,6 +295,50 @@ async fn one_partner_per_onboarding(db: &Db) {
     );
 }
 
+/// The saga's insert: a taken e-mail or onboarding is a refusal that leaves the transaction
+/// usable (PostgreSQL would abort it on a unique violation), so its other work still commits.
+async fn an_insert_unless_taken_refuses_without_spoiling_the_transaction(db: &Db) {
+    let onboarding = kernel::new_id();
+    let register = |email: &str, onboarding: Uuid| {
+        Partner::register(
+            kernel::new_id(),
+            datos("U", email, TipoPartner::Afiliado),
+            Some(onboarding),
+            kernel::now(),
+        )
+        .0
+    };
+    let first = register("unless@example.com", onboarding);
+    let same_email = register("UNLESS@example.com", kernel::new_id());
+    let same_onboarding = register("unless2@example.com", onboarding);
+    let free = register("unless3@example.com", kernel::new_id());
+    let mut tx = db.begin().await.unwrap();
+    assert!(repo::insert_partner_unless_taken(&mut tx, &first)
+        .await
+        .unwrap());
+    assert!(!repo::insert_partner_unless_taken(&mut tx, &same_email)
+        .await
+        .unwrap());
+    assert!(
+        !repo::insert_partner_unless_taken(&mut tx, &same_onboarding)
+            .await
+            .unwrap()
+    );
+    assert!(repo::insert_partner_unless_taken(&mut tx, &free)
+        .await
+        .unwrap());
+    tx.commit().await.unwrap();
+    for (partner, kept) in [
+        (&first, true),
+        (&same_email, false),
+        (&same_onboarding, false),
+        (&free, true),
+    ] {
+        let found = repo::find(db, partner.id()).await.unwrap();
+        assert_eq!(found.is_some(), kept, "{}", partner.state().email.as_str());
+    }
+}
+
 async fn timestamps_keep_microseconds_and_utc(db: &Db) {
     let partner = new_partner("T", "time@example.com", TipoPartner::Afiliado);
     insert(db, &partner).await.unwrap();
@@ -320,6 +365,7 @@ testkit::on_both_backends!(
     an_update_clears_optional_fields,
     the_list_filters_and_pages_in_creation_order,
     one_partner_per_onboarding,
+    an_insert_unless_taken_refuses_without_spoiling_the_transaction,
     timestamps_keep_microseconds_and_utc,
     migrations_apply_once,
 );
