@@ -459,15 +459,20 @@ async fn measure(
         let shared = shared.clone();
         tokio::spawn(async move {
             loop {
-                let delivery = match subscription.next().await {
-                    Ok(delivery) => delivery,
+                // Batches: the observer claims and acks on the platform's own bus, and
+                // should cost it as little as possible.
+                let deliveries = match subscription.next_batch(256).await {
+                    Ok(deliveries) => deliveries,
                     Err(kernel::BusError::Closed) => return,
                     Err(_) => {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         continue;
                     }
                 };
-                if let Ok(event) = delivery.envelope.decode::<OnboardingEstadoCambiado>() {
+                for delivery in &deliveries {
+                    let Ok(event) = delivery.envelope.decode::<OnboardingEstadoCambiado>() else {
+                        continue;
+                    };
                     if event.estado == "COMPLETADA" {
                         let mut completed = shared.completed_at.lock().expect("not poisoned");
                         if completed
@@ -478,7 +483,7 @@ async fn measure(
                         }
                     }
                 }
-                let _ = delivery.ack().await;
+                let _ = subscription.ack_all(deliveries).await;
             }
         })
     };

@@ -1,7 +1,9 @@
 //! Use cases: load the aggregate, run the domain command, and save the new state with its
 //! outbox rows and its notifications in one transaction (for retried writes, also the
 //! idempotent response; for consumed events, the inbox row); then wake the relay and the
-//! delivery worker. Nothing is published or sent any other way.
+//! delivery worker. Nothing is published or sent any other way. The consumed events' use cases
+//! (`on_*_in`) write into a transaction their caller owns and commits, so a batch of events
+//! shares one commit; the caller wakes the relay and the delivery worker after it.
 
 use std::sync::Arc;
 
@@ -172,6 +174,11 @@ impl Service {
 
     pub fn operator_email(&self) -> &str {
         &self.operator_email
+    }
+
+    /// What wakes the delivery worker, for a caller that commits notifications itself.
+    pub(crate) fn delivery_waker(&self) -> Arc<Notify> {
+        self.delivery.clone()
     }
 
     /// Commits `tx` and wakes the relay (new outbox rows) and the delivery worker (new
@@ -409,20 +416,21 @@ impl Service {
 
     /// Handles the saga's `OnboardingEstadoCambiado`: the partner's standing (`COMPLETADA`
     /// makes it eligible, a failure or a review does not) and the notification of the outcome,
-    /// with the inbox row. Returns `false` for a redelivery, which changes nothing.
-    pub async fn on_onboarding(
+    /// with the inbox row. Returns `false` for a redelivery, which changes nothing. Writes into
+    /// `tx`, which the caller commits.
+    pub async fn on_onboarding_in(
         &self,
+        tx: &mut Tx,
         envelope: &Envelope,
         event: &contracts::sagas::OnboardingEstadoCambiado,
     ) -> Result<bool, AppError> {
-        let mut tx = self.db.begin().await?;
-        if !inbox::first_delivery(&mut tx, SERVICE, envelope.id).await? {
+        if !inbox::first_delivery(tx, SERVICE, envelope.id).await? {
             return Ok(false);
         }
         let mut email = event.email.clone();
         let mut nombre = event.nombre.clone();
         if let Some(partner_id) = event.partner_id {
-            let mut partner = repo::lock_partner(&mut tx, partner_id).await?;
+            let mut partner = repo::lock_partner(tx, partner_id).await?;
             partner.contacto(event.email.as_deref(), event.nombre.as_deref());
             let elegible = match event.estado.as_str() {
                 "COMPLETADA" => Some(true),
@@ -430,10 +438,10 @@ impl Service {
                 _ => None,
             };
             if let Some(elegible) = elegible {
-                self.senal_elegibilidad(&mut tx, &mut partner, elegible, envelope)
+                self.senal_elegibilidad(tx, &mut partner, elegible, envelope)
                     .await?;
             }
-            repo::save_partner(&mut tx, &partner).await?;
+            repo::save_partner(tx, &partner).await?;
             email = email.or(partner.email.clone());
             nombre = nombre.or(partner.nombre.clone());
         }
@@ -446,52 +454,52 @@ impl Service {
             partner_id: event.partner_id,
         };
         if let Some(mensaje) = por_onboarding(&resultado, &self.operator_email) {
-            repo::insert_notificacion(&mut tx, envelope.id, &envelope.event_type, &mensaje).await?;
+            repo::insert_notificacion(tx, envelope.id, &envelope.event_type, &mensaje).await?;
         }
-        self.commit(tx).await?;
         Ok(true)
     }
 
     /// Handles `ContratoEstadoCambiado`: an active contract makes its partner eligible (and
     /// promotes its pending affiliations), a suspended, cancelled, rejected or expired one
-    /// makes it ineligible for new active affiliations.
-    pub async fn on_contrato(
+    /// makes it ineligible for new active affiliations. Writes into `tx`, which the caller
+    /// commits.
+    pub async fn on_contrato_in(
         &self,
+        tx: &mut Tx,
         envelope: &Envelope,
         event: &contracts::contratos::ContratoEstadoCambiado,
     ) -> Result<bool, AppError> {
-        let mut tx = self.db.begin().await?;
-        if !inbox::first_delivery(&mut tx, SERVICE, envelope.id).await? {
+        if !inbox::first_delivery(tx, SERVICE, envelope.id).await? {
             return Ok(false);
         }
         if let Some(elegible) = elegible_por_contrato(&event.estado_nuevo) {
-            let mut partner = repo::lock_partner(&mut tx, event.partner_id).await?;
-            self.senal_elegibilidad(&mut tx, &mut partner, elegible, envelope)
+            let mut partner = repo::lock_partner(tx, event.partner_id).await?;
+            self.senal_elegibilidad(tx, &mut partner, elegible, envelope)
                 .await?;
-            repo::save_partner(&mut tx, &partner).await?;
+            repo::save_partner(tx, &partner).await?;
         }
-        self.commit(tx).await?;
         Ok(true)
     }
 
     /// Handles `PartnerEliminado` and `PartnerDesactivado`: the partner is never eligible
-    /// again and its pending or active affiliations are suspended.
-    pub async fn on_partner_retirado(
+    /// again and its pending or active affiliations are suspended. Writes into `tx`, which the
+    /// caller commits.
+    pub async fn on_partner_retirado_in(
         &self,
+        tx: &mut Tx,
         envelope: &Envelope,
         partner_id: Uuid,
     ) -> Result<bool, AppError> {
-        let mut tx = self.db.begin().await?;
-        if !inbox::first_delivery(&mut tx, SERVICE, envelope.id).await? {
+        if !inbox::first_delivery(tx, SERVICE, envelope.id).await? {
             return Ok(false);
         }
-        let mut partner = repo::lock_partner(&mut tx, partner_id).await?;
+        let mut partner = repo::lock_partner(tx, partner_id).await?;
         partner.bloquear();
-        repo::save_partner(&mut tx, &partner).await?;
+        repo::save_partner(tx, &partner).await?;
         let context = EnvelopeContext::caused_by(envelope);
         let suspended = self
             .cambiar_afiliaciones_de(
-                &mut tx,
+                tx,
                 partner_id,
                 &[EstadoAfiliacion::Pendiente, EstadoAfiliacion::Activa],
                 &context,
@@ -499,7 +507,6 @@ impl Service {
             )
             .await?;
         tracing::debug!(%partner_id, suspended, "partner removed upstream");
-        self.commit(tx).await?;
         Ok(true)
     }
 }

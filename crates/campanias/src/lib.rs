@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ::storage::outbox::Relay;
-use ::storage::Db;
+use ::storage::{Db, Transactional};
 use kernel::{Bus, BusError, Consumes, MessageHandler, Shutdown};
 use tokio::sync::Notify;
 
@@ -206,9 +206,18 @@ impl Campanias {
         Ok(handles)
     }
 
-    /// The handler the consumers run, for tests and tools that deliver messages themselves.
+    /// The handler the consumers run, for tests and tools that deliver messages themselves: a
+    /// batch of messages is applied in one transaction, after which the delivery worker is
+    /// woken for the notifications it stored.
     pub fn handler(&self) -> Arc<dyn MessageHandler> {
-        Arc::new(PartnerEventsHandler::new(self.service.clone()))
+        Arc::new(
+            Transactional::new(
+                self.db.clone(),
+                self.relay.waker(),
+                PartnerEventsHandler::new(self.service.clone()),
+            )
+            .waking(self.service.delivery_waker()),
+        )
     }
 
     /// The delivery worker, for tests that drive deliveries one round at a time.

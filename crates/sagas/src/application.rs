@@ -1,7 +1,8 @@
 //! The saga log's use cases: start a saga, apply an incoming event, fire a deadline, resolve a
 //! review. Each runs in one transaction that holds the saga's lock and writes its new state,
 //! its log rows, its outbox rows (and, for consumed events, the inbox row); the relay is woken
-//! after the commit. Nothing is published any other way.
+//! after the commit. Nothing is published any other way. The consumed events' use cases
+//! (`*_in`) write into a transaction their caller owns, so a batch of events shares one commit.
 
 use std::sync::Arc;
 
@@ -260,7 +261,7 @@ impl Service {
     }
 
     /// Commits `tx` and wakes the relay so the new outbox rows leave at once.
-    async fn commit(&self, tx: Tx) -> Result<(), AppError> {
+    pub(crate) async fn commit(&self, tx: Tx) -> Result<(), AppError> {
         outbox::commit_and_wake(tx, &self.wake).await?;
         Ok(())
     }
@@ -298,21 +299,22 @@ impl Service {
 
     /// Handles `CreatePartner`: starts the saga (`INICIADA`, with its first deadline) and logs
     /// the command. A command for a saga or onboarding that exists already is logged `ERROR`
-    /// in that saga (a saga starts once).
-    pub async fn start_saga(
+    /// in that saga (a saga starts once). Writes into `tx`, which the caller commits; on an
+    /// error the caller must roll it back.
+    pub async fn start_saga_in(
         &self,
+        tx: &mut Tx,
         envelope: &Envelope,
         command: CreatePartner,
     ) -> Result<Outcome, AppError> {
         let now = kernel::now();
-        let mut tx = self.db.begin().await?;
-        if !inbox::first_delivery(&mut tx, SERVICE, envelope.id).await? {
+        if !inbox::first_delivery(tx, SERVICE, envelope.id).await? {
             return Ok(Outcome::Duplicate);
         }
         let saga_id = envelope.sagaid.or(command.saga_id);
         let existing = match saga_id {
-            Some(id) if repo::saga_exists(&mut tx, id).await? => Some(id),
-            _ => repo::saga_of_onboarding(&mut tx, command.onboarding_id).await?,
+            Some(id) if repo::saga_exists(tx, id).await? => Some(id),
+            _ => repo::saga_of_onboarding(tx, command.onboarding_id).await?,
         };
         if let Some(existing) = existing {
             return self
@@ -344,29 +346,29 @@ impl Service {
             )],
             outbox: Vec::new(),
         };
-        Self::save(&mut tx, &stored, None, plan).await?;
-        self.commit(tx).await?;
+        Self::save(tx, &stored, None, plan).await?;
         Ok(Outcome::Started(stored.saga.saga_id))
     }
 
     /// Handles an event of the onboarding: finds its saga, checks that its cause has been
     /// seen, and applies it — or logs it `ERROR` when the rules forbid it. An event about no
     /// saga is acknowledged; one whose saga or cause has not arrived yet is
-    /// [`AppError::NotYetKnown`] and nothing is written (a retry will find them).
-    pub async fn handle_event(
+    /// [`AppError::NotYetKnown`] (a retry will find them). Writes into `tx`, which the caller
+    /// commits; on an error the caller must roll it back, so an early event leaves nothing,
+    /// not even its inbox row.
+    pub async fn handle_event_in(
         &self,
+        tx: &mut Tx,
         envelope: &Envelope,
         hecho: Hecho,
         claves: Claves,
     ) -> Result<Outcome, AppError> {
         let now = kernel::now();
-        let mut tx = self.db.begin().await?;
-        if !inbox::first_delivery(&mut tx, SERVICE, envelope.id).await? {
+        if !inbox::first_delivery(tx, SERVICE, envelope.id).await? {
             return Ok(Outcome::Duplicate);
         }
-        let Some(saga_id) = correlate(&mut tx, envelope, claves).await? else {
-            // Recorded in the inbox so a redelivery is a cheap no-op.
-            self.commit(tx).await?;
+        let Some(saga_id) = correlate(tx, envelope, claves).await? else {
+            // The inbox row stays, so a redelivery is a cheap no-op.
             return Ok(Outcome::Ignored);
         };
         self.apply(tx, envelope, saga_id, hecho, now).await
@@ -374,13 +376,13 @@ impl Service {
 
     async fn apply(
         &self,
-        mut tx: Tx,
+        tx: &mut Tx,
         envelope: &Envelope,
         saga_id: Uuid,
         hecho: Hecho,
         now: DateTime<Utc>,
     ) -> Result<Outcome, AppError> {
-        let Some(mut stored) = repo::load_for_update(&mut tx, saga_id).await? else {
+        let Some(mut stored) = repo::load_for_update(tx, saga_id).await? else {
             return Err(AppError::NotYetKnown(format!("saga {saga_id}")));
         };
         // An event of the saga's own conversation names its cause; until that cause is in the
@@ -388,7 +390,7 @@ impl Service {
         // from outside the conversation, so its causation says nothing about the saga.)
         if envelope.sagaid.is_some() && hecho.paso() != Paso::CreatePartner {
             if let Some(cause) = envelope.causationid {
-                if !repo::has_logged(&mut tx, saga_id, cause).await? {
+                if !repo::has_logged(tx, saga_id, cause).await? {
                     return Err(AppError::NotYetKnown(format!(
                         "cause {cause} of {} {} in saga {saga_id}",
                         envelope.event_type, envelope.id
@@ -408,8 +410,7 @@ impl Service {
                     now,
                 );
                 let plan = plan(&mut stored, Some(incoming), efectos, context, now);
-                Self::save(&mut tx, &stored, Some(expected_version), plan).await?;
-                self.commit(tx).await?;
+                Self::save(tx, &stored, Some(expected_version), plan).await?;
                 Ok(Outcome::Applied(saga_id))
             }
             Err(rechazo) => {
@@ -424,8 +425,7 @@ impl Service {
                     procesado_en: None,
                 };
                 // `handle` left the saga as it was; only the log grows.
-                repo::append_log(&mut tx, &stored.saga, &[entry]).await?;
-                self.commit(tx).await?;
+                repo::append_log(tx, &stored.saga, &[entry]).await?;
                 Ok(Outcome::Refused(saga_id))
             }
         }

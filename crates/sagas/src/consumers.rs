@@ -1,17 +1,20 @@
 //! The message handler this service runs under `kernel::run_consumer` for every topic of the
 //! onboarding: it decodes each event, reduces it to a domain `Hecho` with the ids that may name
 //! its saga, and hands it to the service. A saga or cause that has not arrived yet is retried
-//! (`Transient`), an undecodable payload is dead-lettered (`Poison`).
+//! (`Early`), an undecodable payload is dead-lettered (`Poison`). The handler writes into the
+//! transaction `storage::Transactional` gives it, so a batch of events is one commit and an
+//! event sees the writes of those before it in its batch (its saga, its logged cause).
 
 use std::sync::Arc;
 
+use ::storage::{Tx, TxHandler};
 use async_trait::async_trait;
 use contracts::compliance::{ContratoAprobado, ContratoRechazado};
 use contracts::contratos::{ContratoCreado, ContratoCreadoFailed};
 use contracts::partners::{
     CreatePartner, PartnerCreado, PartnerCreationFailed, PartnerDesactivado,
 };
-use kernel::{Envelope, HandlerError, IntegrationEvent, MessageHandler};
+use kernel::{Envelope, HandlerError, IntegrationEvent};
 
 use crate::application::{AppError, Claves, Outcome, Service};
 use crate::domain::Hecho;
@@ -47,14 +50,33 @@ impl SagaHandler {
         Self { service }
     }
 
-    /// Handles one envelope and says what it led to (the `MessageHandler` drops the outcome).
+    /// Handles one envelope in a transaction of its own and says what it led to (the consumers
+    /// run [`TxHandler::apply`], which drops the outcome).
     pub async fn dispatch(&self, envelope: &Envelope) -> Result<Outcome, HandlerError> {
+        let mut tx = self
+            .service
+            .db()
+            .begin()
+            .await
+            .map_err(::storage::consume::transient)?;
+        // On an error `tx` is dropped, which rolls it back.
+        let outcome = self.dispatch_in(&mut tx, envelope).await?;
+        self.service.commit(tx).await.map_err(handler_error)?;
+        Ok(outcome)
+    }
+
+    /// Handles one envelope inside `tx`, which the caller commits (or rolls back on an error).
+    pub async fn dispatch_in(
+        &self,
+        tx: &mut Tx,
+        envelope: &Envelope,
+    ) -> Result<Outcome, HandlerError> {
         let service = &self.service;
         let (hecho, claves) = match envelope.event_type.as_str() {
             CreatePartner::TYPE => {
                 let command: CreatePartner = envelope.decode()?;
                 return service
-                    .start_saga(envelope, command)
+                    .start_saga_in(tx, envelope, command)
                     .await
                     .map_err(handler_error);
             }
@@ -153,16 +175,16 @@ impl SagaHandler {
             _ => return Ok(Outcome::Ignored),
         };
         service
-            .handle_event(envelope, hecho, claves)
+            .handle_event_in(tx, envelope, hecho, claves)
             .await
             .map_err(handler_error)
     }
 }
 
 #[async_trait]
-impl MessageHandler for SagaHandler {
-    async fn handle(&self, envelope: &Envelope) -> Result<(), HandlerError> {
-        let outcome = self.dispatch(envelope).await?;
+impl TxHandler for SagaHandler {
+    async fn apply(&self, tx: &mut Tx, envelope: &Envelope) -> Result<(), HandlerError> {
+        let outcome = self.dispatch_in(tx, envelope).await?;
         tracing::debug!(id = %envelope.id, event_type = %envelope.event_type, ?outcome, "saga event handled");
         Ok(())
     }

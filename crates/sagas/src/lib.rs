@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ::storage::outbox::Relay;
-use ::storage::Db;
+use ::storage::{Db, Transactional};
 use kernel::retry::Backoff;
 use kernel::{Bus, BusError, Consumes, MessageHandler, Shutdown, SubscribeOptions};
 
@@ -138,12 +138,17 @@ impl Sagas {
     }
 
     /// The handler the consumers run, for tests and tools that deliver messages themselves
-    /// (e.g. to redeliver one twice).
+    /// (e.g. to redeliver one twice): a batch of messages is applied in one transaction.
     pub fn handler(&self) -> Arc<dyn MessageHandler> {
-        Arc::new(SagaHandler::new(self.service.clone()))
+        Arc::new(Transactional::new(
+            self.db.clone(),
+            self.relay.waker(),
+            SagaHandler::new(self.service.clone()),
+        ))
     }
 
-    /// The same handler, typed, to see what a delivery led to.
+    /// The same handler, typed, to see what a delivery led to (each `dispatch` in a
+    /// transaction of its own).
     pub fn saga_handler(&self) -> SagaHandler {
         SagaHandler::new(self.service.clone())
     }

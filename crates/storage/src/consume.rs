@@ -26,10 +26,12 @@ pub trait TxHandler: Send + Sync + 'static {
     async fn apply(&self, tx: &mut Tx, envelope: &Envelope) -> Result<(), HandlerError>;
 }
 
-/// Runs a [`TxHandler`] in transactions on `db`, waking the outbox relay after each commit.
+/// Runs a [`TxHandler`] in transactions on `db`, waking the outbox relay (and any other worker
+/// that reads what the handler writes) after each commit.
 pub struct Transactional<H> {
     db: Db,
     relay: Arc<Notify>,
+    also_wake: Vec<Arc<Notify>>,
     handler: H,
 }
 
@@ -37,7 +39,19 @@ impl<H: TxHandler> Transactional<H> {
     /// `relay` is the service's `Relay::waker`: rows the handler appends to the outbox leave as
     /// soon as their transaction commits.
     pub fn new(db: Db, relay: Arc<Notify>, handler: H) -> Self {
-        Self { db, relay, handler }
+        Self {
+            db,
+            relay,
+            also_wake: Vec::new(),
+            handler,
+        }
+    }
+
+    /// Also wakes `worker` after each commit: a worker that acts on rows the handler writes
+    /// (a notification sender) then starts at once instead of at its next poll.
+    pub fn waking(mut self, worker: Arc<Notify>) -> Self {
+        self.also_wake.push(worker);
+        self
     }
 
     pub fn handler(&self) -> &H {
@@ -51,7 +65,11 @@ impl<H: TxHandler> Transactional<H> {
         }
         outbox::commit_and_wake(tx, &self.relay)
             .await
-            .map_err(transient)
+            .map_err(transient)?;
+        for worker in &self.also_wake {
+            worker.notify_one();
+        }
+        Ok(())
     }
 }
 

@@ -1,7 +1,8 @@
 //! What campanias learns from partner events, through the real embedded bus with every message
 //! delivered twice: an affiliation waits as `PENDIENTE` while its partner's onboarding runs,
 //! becomes `ACTIVA` when the saga completes, and is `SUSPENDIDA` when the partner is deleted or
-//! deactivated; contract states decide eligibility; redeliveries change nothing.
+//! deactivated; contract states decide eligibility; redeliveries change nothing; a batch is
+//! applied in order, each event seeing the ones before it.
 
 use contracts::contratos::ContratoEstadoCambiado;
 use contracts::partners::{PartnerActualizado, PartnerDesactivado, PartnerEliminado};
@@ -294,4 +295,127 @@ async fn a_redelivered_event_changes_nothing_and_garbage_is_poison() {
         "other types are ignored"
     );
     app.cleanup().await;
+}
+
+/// The `AfiliacionActualizada` of `partner` next on `events`, as `(anterior, nuevo, cause)`.
+async fn next_update(
+    events: &mut Box<dyn kernel::Subscription>,
+    partner: Uuid,
+) -> (String, String, Option<Uuid>) {
+    let envelope = next_matching(events, "AfiliacionActualizada", |e| {
+        e.event_type == "AfiliacionActualizada"
+            && e.data["afiliado_id"] == json!(partner.to_string())
+    })
+    .await;
+    (
+        envelope.data["estado_anterior"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        envelope.data["estado_nuevo"].as_str().unwrap().to_owned(),
+        envelope.causationid,
+    )
+}
+
+async fn a_batch_applies_in_order_once_and_a_poison_message_only_fails_itself(backend: Backend) {
+    let app = spawn_app_with(Options {
+        backend,
+        ..Options::default()
+    })
+    .await;
+    let (mut events, _) = app.stage.observe(topics::PROGRAM_EVENTS).await;
+    let programa = app.create_programa(flat_body()).await;
+    let id = programa["id"].as_str().unwrap().to_owned();
+    let partner = Uuid::now_v7();
+    assert_eq!(app.afiliar(&id, partner).await["estado"], "PENDIENTE");
+    let handler = app.service.handler();
+
+    // The completion promotes the affiliation; the deactivation after it in the same batch
+    // sees the promotion and suspends an ACTIVA affiliation. The redelivery and the event
+    // campanias does not use change nothing.
+    let completed = Envelope::wrap(
+        "sagas",
+        &onboarding(partner, "COMPLETADA"),
+        EnvelopeContext::default(),
+    );
+    let removed = Envelope::wrap(
+        "integraciones",
+        &PartnerDesactivado {
+            partner_id: partner,
+            motivo: None,
+        },
+        EnvelopeContext::default(),
+    );
+    let unused = Envelope::wrap(
+        "integraciones",
+        &PartnerActualizado {
+            partner_id: partner,
+            nombre: "Ana".into(),
+            tipo: "AFILIADO".into(),
+        },
+        EnvelopeContext::default(),
+    );
+    let results = handler
+        .handle_batch(&[&completed, &completed, &removed, &unused])
+        .await;
+    assert_eq!(results.len(), 4);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(app.estado_afiliacion(&id, partner).await, "SUSPENDIDA");
+    assert_eq!(
+        next_update(&mut events, partner).await,
+        ("PENDIENTE".into(), "ACTIVA".into(), Some(completed.id))
+    );
+    assert_eq!(
+        next_update(&mut events, partner).await,
+        ("ACTIVA".into(), "SUSPENDIDA".into(), Some(removed.id))
+    );
+    // One welcome e-mail, stored with the batch and delivered after it.
+    let page = app.get_json("/notificaciones").await;
+    assert_eq!(page["total"], 1, "{page}");
+    testkit::eventually(DEADLINE, "the welcome e-mail sent", || async {
+        (app.get_json("/notificaciones?estado=ENVIADA").await["total"] == 1).then_some(())
+    })
+    .await;
+
+    // A poison message fails alone; the redeliveries beside it are acknowledged unchanged.
+    let mut garbage = completed.clone();
+    garbage.id = Uuid::now_v7();
+    garbage.data = json!({"estado": 3});
+    let results = handler
+        .handle_batch(&[&removed, &garbage, &completed])
+        .await;
+    assert_eq!(results.len(), 3);
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert!(
+        matches!(results[1], Err(kernel::HandlerError::Poison(_))),
+        "{:?}",
+        results[1]
+    );
+    assert!(results[2].is_ok(), "{:?}", results[2]);
+    assert!(
+        !storage::inbox::contains(app.service.db(), "campanias", garbage.id)
+            .await
+            .unwrap()
+    );
+    assert_eq!(app.get_json("/notificaciones").await["total"], 1);
+    assert_eq!(app.estado_afiliacion(&id, partner).await, "SUSPENDIDA");
+    let known = app
+        .service
+        .service()
+        .partner(partner)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(known.bloqueado);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_batch_applies_in_order_once_and_a_poison_message_only_fails_itself_on_sqlite() {
+    a_batch_applies_in_order_once_and_a_poison_message_only_fails_itself(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_batch_applies_in_order_once_and_a_poison_message_only_fails_itself_on_postgres() {
+    a_batch_applies_in_order_once_and_a_poison_message_only_fails_itself(Backend::Postgres).await;
 }

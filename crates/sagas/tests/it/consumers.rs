@@ -1,6 +1,7 @@
 //! The saga's consumers, fed through the real embedded bus the way the other services publish
 //! (each envelope caused by the one before): every outcome of DOMAIN §9, events delivered
-//! twice, events delivered out of order, events about no saga, and undecodable payloads.
+//! twice, events delivered out of order, events about no saga, undecodable payloads, and
+//! batches of events applied in one transaction.
 
 use contracts::topics;
 use kernel::{Envelope, EnvelopeContext, HandlerError};
@@ -520,4 +521,148 @@ async fn an_undecodable_event_is_poison() {
     };
     app.sagas.handler().handle(&other.envelope).await.unwrap();
     harness.cleanup().await;
+}
+
+/// Whether the saga's consumer group recorded `message` in its inbox.
+async fn in_inbox(harness: &Harness, message: &Msg) -> bool {
+    storage::inbox::contains(harness.db(), "sagas", message.id())
+        .await
+        .unwrap()
+}
+
+async fn a_batch_applies_in_order_and_an_early_event_only_fails_itself(harness: Harness) {
+    let app = harness.instance(config(), false).await;
+    let handler = app.sagas.handler();
+
+    // A whole conversation in one batch, one event delivered twice: each event sees the saga
+    // and the cause the ones before it wrote.
+    let first = Onboarding::new();
+    let [create, creado, contrato, aprobado] = first.through_approval();
+    let batch = [&create, &creado, &creado, &contrato, &aprobado];
+    let envelopes: Vec<&Envelope> = batch.iter().map(|m| &m.envelope).collect();
+    let results = handler.handle_batch(&envelopes).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let completed = harness
+        .wait_saga(first.saga_id, "the batched saga to complete", |s| {
+            s.saga.estado == EstadoSaga::Completada
+        })
+        .await;
+    assert_eq!(completed.saga.ultimo_paso, Paso::ContratoAprobado);
+    let log = harness.log(first.saga_id).await;
+    assert_eq!(
+        story(&log),
+        rows(&[
+            ("CreatePartner", "PROCESADO"),
+            ("PartnerCreado", "PROCESADO"),
+            ("ContratoCreado", "PROCESADO"),
+            ("ContratoAprobado", "PROCESADO"),
+        ])
+    );
+    let before = snapshot(&harness, first.saga_id).await;
+
+    // An event whose cause is missing, one about a saga that never started and a redelivery
+    // of an event already committed, among events that can be applied.
+    let second = Onboarding::new();
+    let stranger = Onboarding::new();
+    let create2 = second.create_partner();
+    let creado2 = second.partner_creado(&create2);
+    let contrato2 = second.contrato_creado(&creado2);
+    let orphan = stranger.partner_creado(&stranger.create_partner());
+    let batch = [&create2, &contrato2, &creado2, &orphan, &aprobado];
+    let envelopes: Vec<&Envelope> = batch.iter().map(|m| &m.envelope).collect();
+    let results = handler.handle_batch(&envelopes).await;
+    assert_eq!(results.len(), batch.len());
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert!(
+        matches!(results[1], Err(HandlerError::Early(_))),
+        "{:?}",
+        results[1]
+    );
+    assert!(results[2].is_ok(), "{:?}", results[2]);
+    assert!(
+        matches!(results[3], Err(HandlerError::Early(_))),
+        "{:?}",
+        results[3]
+    );
+    assert!(results[4].is_ok(), "{:?}", results[4]);
+
+    // The early events left nothing, not even their inbox rows; the others took effect once.
+    assert!(!in_inbox(&harness, &contrato2).await);
+    assert!(!in_inbox(&harness, &orphan).await);
+    assert!(in_inbox(&harness, &create2).await && in_inbox(&harness, &creado2).await);
+    assert_eq!(
+        repo::find(harness.db(), stranger.saga_id).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        story(&harness.log(second.saga_id).await),
+        rows(&[
+            ("CreatePartner", "PROCESADO"),
+            ("PartnerCreado", "PROCESADO"),
+        ])
+    );
+    assert_eq!(snapshot(&harness, first.saga_id).await.0, before.0);
+    assert_eq!(snapshot(&harness, first.saga_id).await.1, before.1);
+
+    // Its retry, now that its cause is in, applies.
+    assert!(handler.handle_batch(&[&contrato2.envelope]).await[0].is_ok());
+    harness
+        .wait_saga(second.saga_id, "the retried event to apply", |s| {
+            s.saga.ultimo_paso == Paso::ContratoCreado
+        })
+        .await;
+    harness.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_batch_applies_in_order_and_an_early_event_only_fails_itself_on_sqlite() {
+    a_batch_applies_in_order_and_an_early_event_only_fails_itself(Harness::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn a_batch_applies_in_order_and_an_early_event_only_fails_itself_on_postgres() {
+    a_batch_applies_in_order_and_an_early_event_only_fails_itself(Harness::postgres().await).await;
+}
+
+async fn in_one_transaction_each_event_sees_the_writes_before_it(harness: Harness) {
+    let app = harness.instance(config(), false).await;
+    let handler = app.sagas.saga_handler();
+    let onboarding = Onboarding::new();
+    let [create, creado, contrato, aprobado] = onboarding.through_approval();
+    let saga_id = onboarding.saga_id;
+    let mut tx = harness.db().begin().await.unwrap();
+    let mut outcomes = Vec::new();
+    for message in [&create, &creado, &creado, &contrato, &aprobado] {
+        outcomes.push(
+            handler
+                .dispatch_in(&mut tx, &message.envelope)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Started(saga_id),
+            Outcome::Applied(saga_id),
+            Outcome::Duplicate,
+            Outcome::Applied(saga_id),
+            Outcome::Applied(saga_id),
+        ]
+    );
+    tx.commit().await.unwrap();
+    let stored = repo::find(harness.db(), saga_id).await.unwrap().unwrap();
+    assert_eq!(stored.saga.estado, EstadoSaga::Completada);
+    assert_eq!(harness.log(saga_id).await.len(), 4);
+    harness.cleanup().await;
+}
+
+#[tokio::test]
+async fn in_one_transaction_each_event_sees_the_writes_before_it_on_sqlite() {
+    in_one_transaction_each_event_sees_the_writes_before_it(Harness::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn in_one_transaction_each_event_sees_the_writes_before_it_on_postgres() {
+    in_one_transaction_each_event_sees_the_writes_before_it(Harness::postgres().await).await;
 }
