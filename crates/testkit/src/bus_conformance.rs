@@ -194,7 +194,11 @@ pub async fn batches_are_taken_and_acked_together(bus: Arc<dyn Bus>) {
         let batch = match tokio::time::timeout(left, subscription.next_batch(8)).await {
             Ok(Ok(batch)) => batch,
             Ok(Err(error)) => panic!("a batch: the bus failed: {error}"),
-            Err(_) => panic!("only {} of {} delivered within {DEADLINE:?}", got.len(), sent.len()),
+            Err(_) => panic!(
+                "only {} of {} delivered within {DEADLINE:?}",
+                got.len(),
+                sent.len()
+            ),
         };
         assert!(
             (1..=8).contains(&batch.len()),
@@ -204,7 +208,11 @@ pub async fn batches_are_taken_and_acked_together(bus: Arc<dyn Bus>) {
         got.extend(batch.iter().map(|delivery| delivery.envelope.id));
         subscription.ack_all(batch).await.expect("ack_all");
     }
-    assert_eq!(sorted(got), sorted(ids(&sent)), "every message exactly once");
+    assert_eq!(
+        sorted(got),
+        sorted(ids(&sent)),
+        "every message exactly once"
+    );
     assert_quiet(&mut subscription, ack_wait * 3, "after acking every batch").await;
 }
 
