@@ -341,10 +341,7 @@ impl Bus for EmbeddedBus {
         let mut tx = sqlx::Connection::begin_with(&mut *conn, BEGIN_WRITE)
             .await
             .map_err(bus_error)?;
-        let mut added = false;
-        for envelope in envelopes {
-            added |= insert_message(&mut tx, topic, envelope, now).await?;
-        }
+        let added = insert_messages(&mut tx, topic, envelopes, now).await?;
         tx.commit().await.map_err(bus_error)?;
         sqlx::query("PRAGMA synchronous = NORMAL")
             .execute(&mut *conn)
@@ -451,6 +448,56 @@ pub(crate) async fn insert_message(
     )
     .bind(seq)
     .bind(now)
+    .bind(topic)
+    .execute(&mut *conn)
+    .await
+    .map_err(bus_error)?;
+    Ok(true)
+}
+
+/// Stores every envelope of a batch on `topic` and gives every group of the topic a delivery of
+/// each new one: two statements whatever the batch size (the batch travels as one JSON
+/// parameter). Returns whether any was new; ids the topic already holds are skipped.
+pub(crate) async fn insert_messages(
+    conn: &mut SqliteConnection,
+    topic: &str,
+    envelopes: &[Envelope],
+    now: i64,
+) -> Result<bool, BusError> {
+    let mut rows = Vec::with_capacity(envelopes.len());
+    for envelope in envelopes {
+        let body = serde_json::to_string(envelope).map_err(|error| {
+            BusError::Unavailable(format!(
+                "envelope {} does not serialize: {error}",
+                envelope.id
+            ))
+        })?;
+        rows.push((envelope.id.to_string(), body));
+    }
+    let rows = serde_json::to_string(&rows).expect("strings serialize to JSON");
+    // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT, not a join.
+    let seqs: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO bus_message (topic, event_id, envelope, published_at) \
+         SELECT $1, json_extract(value, '$[0]'), json_extract(value, '$[1]'), $2 \
+         FROM json_each($3) WHERE true ORDER BY key \
+         ON CONFLICT (topic, event_id) DO NOTHING RETURNING seq",
+    )
+    .bind(topic)
+    .bind(now)
+    .bind(rows)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(bus_error)?;
+    if seqs.is_empty() {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO bus_delivery (group_name, seq, topic, attempts, available_at, in_flight) \
+         SELECT g.group_name, s.value, g.topic, 0, $1, 0 \
+         FROM json_each($2) s JOIN bus_group g ON g.topic = $3",
+    )
+    .bind(now)
+    .bind(serde_json::to_string(&seqs).expect("integers serialize to JSON"))
     .bind(topic)
     .execute(&mut *conn)
     .await
