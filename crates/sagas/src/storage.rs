@@ -242,19 +242,12 @@ pub async fn update_saga(
 
 /// Locks a saga for a change until `tx` ends and loads it; `None` when it does not exist.
 pub async fn load_for_update(tx: &mut Tx, saga_id: Uuid) -> Result<Option<StoredSaga>, RepoError> {
-    // A no-op write: the row lock on PostgreSQL, the database write lock on SQLite (taken
-    // before the read, so a second connection never works from a stale snapshot).
-    let locked = with_tx!(&mut *tx, conn => sqlx::query(
-        "UPDATE saga SET version = version WHERE saga_id = $1",
-    )
-    .bind(saga_id)
-    .execute(conn)
-    .await
-    .map(|r| r.rows_affected()))?;
-    if locked == 0 {
-        return Ok(None);
-    }
-    let sql = format!("SELECT {SAGA_COLUMNS} FROM saga WHERE saga_id = $1");
+    // A no-op write that returns the row: the row lock on PostgreSQL, the database write lock
+    // on SQLite (taken with the read, so a second connection never works from a stale
+    // snapshot), in one statement.
+    let sql = format!(
+        "UPDATE saga SET version = version WHERE saga_id = $1 RETURNING {SAGA_COLUMNS}"
+    );
     let row: Option<SagaRow> = with_tx!(&mut *tx, conn => sqlx::query_as(&sql)
         .bind(saga_id)
         .fetch_optional(conn)
@@ -307,23 +300,17 @@ pub async fn append_log(
     saga: &Saga,
     entries: &[NewLogEntry],
 ) -> Result<(), sqlx::Error> {
-    let last: i64 = with_tx!(&mut *tx, conn => sqlx::query_scalar(
-        "SELECT COALESCE(MAX(orden), 0) FROM saga_evento WHERE saga_id = $1",
-    )
-    .bind(saga.saga_id)
-    .fetch_one(conn)
-    .await)?;
-    for (offset, entry) in entries.iter().enumerate() {
-        let orden = last + 1 + offset as i64;
+    for entry in entries {
+        // Numbered in the statement itself: one round-trip per row.
         with_tx!(&mut *tx, conn => sqlx::query(
             "INSERT INTO saga_evento (saga_evento_id, saga_id, orden, event_id, tipo_evento,
                 evento_data, estado_procesamiento, error, recibido_en, procesado_en, partner_id,
                 onboarding_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             SELECT $1, $2, COALESCE(MAX(orden), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, $11
+             FROM saga_evento WHERE saga_id = $2",
         )
         .bind(kernel::new_id())
         .bind(saga.saga_id)
-        .bind(orden)
         .bind(entry.event_id)
         .bind(&entry.tipo_evento)
         .bind(entry.evento_data.to_string())
