@@ -42,6 +42,7 @@ impl AlianzasHandler {
     /// service's database, waking `relay` (the outbox relay's waker) after each commit.
     pub fn transactional(service: Arc<Service>, relay: Arc<Notify>) -> Transactional<Self> {
         Transactional::new(service.db().clone(), relay, Self::new(service))
+            .with_inbox(crate::application::SERVICE)
     }
 }
 

@@ -216,7 +216,8 @@ impl Campanias {
                 self.relay.waker(),
                 PartnerEventsHandler::new(self.service.clone()),
             )
-            .waking(self.service.delivery_waker()),
+            .waking(self.service.delivery_waker())
+            .with_inbox(SERVICE),
         )
     }
 

@@ -181,11 +181,9 @@ impl Compliance {
     /// `handler` run in transactions on this service's database: one per message, or one per
     /// batch the consumer hands over; the relay is woken after each commit.
     fn transactional(&self, handler: impl TxHandler) -> Arc<dyn MessageHandler> {
-        Arc::new(Transactional::new(
-            self.db.clone(),
-            self.relay.waker(),
-            handler,
-        ))
+        Arc::new(
+            Transactional::new(self.db.clone(), self.relay.waker(), handler).with_inbox(SERVICE),
+        )
     }
 
     pub fn db(&self) -> &Db {

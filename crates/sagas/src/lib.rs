@@ -140,11 +140,14 @@ impl Sagas {
     /// The handler the consumers run, for tests and tools that deliver messages themselves
     /// (e.g. to redeliver one twice): a batch of messages is applied in one transaction.
     pub fn handler(&self) -> Arc<dyn MessageHandler> {
-        Arc::new(Transactional::new(
-            self.db.clone(),
-            self.relay.waker(),
-            SagaHandler::new(self.service.clone()),
-        ))
+        Arc::new(
+            Transactional::new(
+                self.db.clone(),
+                self.relay.waker(),
+                SagaHandler::new(self.service.clone()),
+            )
+            .with_inbox(SERVICE),
+        )
     }
 
     /// The same handler, typed, to see what a delivery led to (each `dispatch` in a

@@ -16,7 +16,7 @@ use kernel::{Envelope, HandlerError, MessageHandler};
 use tokio::sync::Notify;
 
 use crate::db::{Db, StorageError, Tx};
-use crate::outbox;
+use crate::{inbox, outbox};
 
 /// A message handler that writes inside a transaction it does not own. `apply` must not commit
 /// or roll back; it returns `Ok` when the message needs nothing more (including "already
@@ -32,6 +32,7 @@ pub struct Transactional<H> {
     db: Db,
     relay: Arc<Notify>,
     also_wake: Vec<Arc<Notify>>,
+    inbox_group: Option<String>,
     handler: H,
 }
 
@@ -43,6 +44,7 @@ impl<H: TxHandler> Transactional<H> {
             db,
             relay,
             also_wake: Vec::new(),
+            inbox_group: None,
             handler,
         }
     }
@@ -54,12 +56,26 @@ impl<H: TxHandler> Transactional<H> {
         self
     }
 
+    /// Names the consumer group whose inbox the handler keeps (`inbox::first_delivery`): a
+    /// batch then inserts every inbox row in one statement up front, and the handler's own
+    /// checks answer from that instead of one insert per message.
+    pub fn with_inbox(mut self, group: &str) -> Self {
+        self.inbox_group = Some(group.to_owned());
+        self
+    }
+
     pub fn handler(&self) -> &H {
         &self.handler
     }
 
     async fn apply_all(&self, envelopes: &[&Envelope]) -> Result<(), HandlerError> {
         let mut tx = self.db.begin().await.map_err(transient)?;
+        if let (Some(group), true) = (&self.inbox_group, envelopes.len() > 1) {
+            let ids: Vec<_> = envelopes.iter().map(|envelope| envelope.id).collect();
+            inbox::precheck(&mut tx, group, &ids)
+                .await
+                .map_err(transient)?;
+        }
         for envelope in envelopes {
             self.handler.apply(&mut tx, envelope).await?;
         }

@@ -33,7 +33,16 @@ pub enum Db {
 }
 
 /// An open write transaction. Dropping it without `commit` rolls back.
-pub enum Tx {
+pub struct Tx {
+    /// The backend's transaction; reached through `with_tx!`.
+    #[doc(hidden)]
+    pub conn: TxConn,
+    /// Event ids whose inbox rows a batch inserted up front (see `inbox::first_delivery`).
+    pub(crate) inbox: Option<crate::inbox::Prechecked>,
+}
+
+#[doc(hidden)]
+pub enum TxConn {
     Sqlite(sqlx::Transaction<'static, Sqlite>),
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
@@ -83,12 +92,15 @@ impl Db {
 
     /// Opens a write transaction. On SQLite it waits for the single writer connection.
     pub async fn begin(&self) -> Result<Tx, StorageError> {
-        Ok(match self {
+        let conn = match self {
             // IMMEDIATE takes the write lock up front: a deferred transaction that reads, then
             // writes, fails at once if another connection wrote in between.
-            Db::Sqlite { writer, .. } => Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
-            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
-        })
+            Db::Sqlite { writer, .. } => {
+                TxConn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
+            }
+            Db::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+        };
+        Ok(Tx { conn, inbox: None })
     }
 
     /// A trivial round-trip, for `/ready`.
@@ -110,17 +122,17 @@ impl Db {
 
 impl Tx {
     pub async fn commit(self) -> Result<(), StorageError> {
-        match self {
-            Tx::Sqlite(tx) => tx.commit().await?,
-            Tx::Postgres(tx) => tx.commit().await?,
+        match self.conn {
+            TxConn::Sqlite(tx) => tx.commit().await?,
+            TxConn::Postgres(tx) => tx.commit().await?,
         }
         Ok(())
     }
 
     pub fn backend(&self) -> Backend {
-        match self {
-            Tx::Sqlite(_) => Backend::Sqlite,
-            Tx::Postgres(_) => Backend::Postgres,
+        match self.conn {
+            TxConn::Sqlite(_) => Backend::Sqlite,
+            TxConn::Postgres(_) => Backend::Postgres,
         }
     }
 }

@@ -12,7 +12,7 @@ pub mod outbox;
 mod repo;
 
 pub use consume::{Transactional, TxHandler};
-pub use db::{is_unavailable, is_unique_violation, Backend, Db, StorageError, Tx};
+pub use db::{is_unavailable, is_unique_violation, Backend, Db, StorageError, Tx, TxConn};
 pub use migrate::{migrate, Migration};
 pub use repo::RepoError;
 
@@ -43,12 +43,12 @@ macro_rules! with_reader {
 #[macro_export]
 macro_rules! with_tx {
     ($tx:expr, $conn:ident => $body:expr) => {
-        match $tx {
-            $crate::Tx::Sqlite(transaction) => {
+        match &mut ($tx).conn {
+            $crate::TxConn::Sqlite(transaction) => {
                 let $conn = &mut **transaction;
                 $body
             }
-            $crate::Tx::Postgres(transaction) => {
+            $crate::TxConn::Postgres(transaction) => {
                 let $conn = &mut **transaction;
                 $body
             }

@@ -27,7 +27,7 @@ pub async fn migrate(
     migrations: &[Migration],
 ) -> Result<(), StorageError> {
     let mut tx = db.begin().await?;
-    if let crate::Tx::Postgres(conn) = &mut tx {
+    if let crate::TxConn::Postgres(conn) = &mut tx.conn {
         sqlx::query("SELECT pg_advisory_xact_lock(7226150)")
             .execute(&mut **conn)
             .await?;

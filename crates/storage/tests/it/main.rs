@@ -47,6 +47,8 @@ on_both_backends!(
     an_expired_claim_of_a_dead_relay_is_taken_over,
     the_inbox_admits_an_event_once_per_group,
     an_inbox_row_rolls_back_with_the_effects,
+    a_batch_inserts_its_inbox_rows_up_front,
+    a_batch_commits_together_or_its_messages_go_one_by_one,
     idempotency_responses_are_stored_and_a_twin_key_conflicts,
     orphaned_claims_are_released_at_start_only_where_one_process_owns_the_db,
 );

@@ -251,6 +251,113 @@ pub async fn an_inbox_row_rolls_back_with_the_effects(db: Db) {
     tx.commit().await.unwrap();
 }
 
+pub async fn a_batch_inserts_its_inbox_rows_up_front(db: Db) {
+    let (seen, fresh, other) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let mut tx = db.begin().await.unwrap();
+    assert!(inbox::first_delivery(&mut tx, "group", seen).await.unwrap());
+    tx.commit().await.unwrap();
+
+    let mut tx = db.begin().await.unwrap();
+    inbox::precheck(&mut tx, "group", &[seen, fresh, other])
+        .await
+        .unwrap();
+    assert!(!inbox::first_delivery(&mut tx, "group", seen).await.unwrap());
+    assert!(inbox::first_delivery(&mut tx, "group", fresh)
+        .await
+        .unwrap());
+    assert!(
+        !inbox::first_delivery(&mut tx, "group", fresh)
+            .await
+            .unwrap(),
+        "answered once: asked again, the row is there"
+    );
+    assert!(
+        inbox::first_delivery(&mut tx, "another-group", other)
+            .await
+            .unwrap(),
+        "another group keeps its own inbox"
+    );
+    drop(tx);
+    assert!(
+        !inbox::contains(&db, "group", fresh).await.unwrap(),
+        "rows inserted up front roll back with the batch"
+    );
+
+    let mut tx = db.begin().await.unwrap();
+    inbox::precheck(&mut tx, "group", &[fresh, other])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(inbox::contains(&db, "group", fresh).await.unwrap());
+    assert!(inbox::contains(&db, "group", other).await.unwrap());
+}
+
+/// Appends its message to the outbox unless the payload's `n` is odd, which it refuses as
+/// early; records which ids it saw for the first time.
+struct EvenOnly {
+    firsts: Mutex<Vec<Uuid>>,
+}
+
+#[async_trait]
+impl storage::TxHandler for EvenOnly {
+    async fn apply(
+        &self,
+        tx: &mut storage::Tx,
+        envelope: &Envelope,
+    ) -> Result<(), kernel::HandlerError> {
+        if !inbox::first_delivery(tx, "even", envelope.id)
+            .await
+            .map_err(storage::consume::transient)?
+        {
+            return Ok(());
+        }
+        let ping: Ping = envelope.decode()?;
+        if ping.n % 2 == 1 {
+            return Err(kernel::HandlerError::Early(format!("{} is odd", ping.n)));
+        }
+        outbox::append(tx, "pongs", envelope)
+            .await
+            .map_err(storage::consume::transient)?;
+        self.firsts.lock().unwrap().push(envelope.id);
+        Ok(())
+    }
+}
+
+pub async fn a_batch_commits_together_or_its_messages_go_one_by_one(db: Db) {
+    use kernel::MessageHandler;
+    let handler = storage::Transactional::new(
+        db.clone(),
+        Arc::new(tokio::sync::Notify::new()),
+        EvenOnly {
+            firsts: Mutex::new(Vec::new()),
+        },
+    )
+    .with_inbox("even");
+    let (zero, two, four) = (ping(0), ping(2), ping(4));
+    let results = handler.handle_batch(&[&zero, &two, &zero]).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(outbox::backlog(&db).await.unwrap(), 2, "one row per new id");
+
+    let (one, three) = (ping(1), ping(3));
+    let results = handler.handle_batch(&[&four, &one, &two, &three]).await;
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(
+        matches!(results[1], Err(kernel::HandlerError::Early(_)))
+            && matches!(results[3], Err(kernel::HandlerError::Early(_))),
+        "{results:?}"
+    );
+    assert_eq!(
+        outbox::backlog(&db).await.unwrap(),
+        3,
+        "the even message of the failed batch took effect alone, the duplicate did not"
+    );
+    assert!(inbox::contains(&db, "even", four.id).await.unwrap());
+    assert!(
+        !inbox::contains(&db, "even", one.id).await.unwrap(),
+        "a refused message leaves no inbox row, so its redelivery is handled"
+    );
+}
+
 pub async fn idempotency_responses_are_stored_and_a_twin_key_conflicts(db: Db) {
     let response = StoredResponse {
         request_hash: "h1".into(),
