@@ -245,9 +245,8 @@ pub async fn load_for_update(tx: &mut Tx, saga_id: Uuid) -> Result<Option<Stored
     // A no-op write that returns the row: the row lock on PostgreSQL, the database write lock
     // on SQLite (taken with the read, so a second connection never works from a stale
     // snapshot), in one statement.
-    let sql = format!(
-        "UPDATE saga SET version = version WHERE saga_id = $1 RETURNING {SAGA_COLUMNS}"
-    );
+    let sql =
+        format!("UPDATE saga SET version = version WHERE saga_id = $1 RETURNING {SAGA_COLUMNS}");
     let row: Option<SagaRow> = with_tx!(&mut *tx, conn => sqlx::query_as(&sql)
         .bind(saga_id)
         .fetch_optional(conn)
