@@ -73,12 +73,6 @@ pub enum RelayError {
     Corrupt(i64, serde_json::Error),
 }
 
-/// Competing consumers per topic a group runs at least on PostgreSQL.
-pub const POSTGRES_CONSUMERS_PER_TOPIC: usize = 4;
-
-/// The largest batch a consumer takes on PostgreSQL.
-pub const POSTGRES_BATCH: usize = 16;
-
 /// Moves committed outbox rows to the bus.
 #[derive(Clone)]
 pub struct Relay {
@@ -249,12 +243,6 @@ impl Relay {
     /// Spawns this relay and `per_topic` competing consumers of `group` on each of `topics`
     /// ([`kernel::spawn_consumers`]): the workers every service runs. They stop when `shutdown`
     /// fires. Fails when the bus refuses a subscription.
-    ///
-    /// On PostgreSQL a group runs at least [`POSTGRES_CONSUMERS_PER_TOPIC`] consumers with
-    /// batches of at most [`POSTGRES_BATCH`]: each statement there is a round-trip, so a batch
-    /// is applied at the speed of the network and the server serves many connections at once;
-    /// several smaller batches in parallel keep it busy. SQLite has one writer, so there a few
-    /// consumers with large batches spend the fewest commits.
     pub async fn spawn_with_consumers(
         &self,
         bus: &dyn Bus,
@@ -263,19 +251,6 @@ impl Relay {
         per_topic: usize,
         shutdown: &Shutdown,
     ) -> Result<Vec<tokio::task::JoinHandle<()>>, BusError> {
-        let (per_topic, topics): (usize, Vec<Consumes>) = match self.db.backend() {
-            Backend::Sqlite => (per_topic, topics.into_iter().collect()),
-            Backend::Postgres => (
-                per_topic.max(POSTGRES_CONSUMERS_PER_TOPIC),
-                topics
-                    .into_iter()
-                    .map(|consumes| {
-                        let batch = consumes.batch.min(POSTGRES_BATCH);
-                        consumes.with_batch(batch)
-                    })
-                    .collect(),
-            ),
-        };
         let mut handles = vec![tokio::spawn(self.clone().run(shutdown.clone().wait()))];
         handles.extend(kernel::spawn_consumers(bus, group, topics, per_topic, shutdown).await?);
         Ok(handles)
