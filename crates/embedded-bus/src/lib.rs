@@ -37,9 +37,10 @@ struct Inner {
     /// A single connection: every statement, read or write, queues in-process, so SQLite never
     /// answers "busy" and a claim never races another claim.
     pool: SqlitePool,
-    /// One `Notify` per topic, woken after a commit makes a delivery of that topic available.
-    /// Waiters also poll, so a missed wake-up only delays a delivery.
-    wakers: Mutex<HashMap<String, Arc<Notify>>>,
+    /// One `Notify` per topic and group, woken after a commit makes a delivery of that topic
+    /// available. A wake-up goes to one consumer of each group, not to all: its siblings would
+    /// only find the batch taken. Waiters also poll, so a missed wake-up only delays a delivery.
+    wakers: Mutex<HashMap<String, HashMap<String, Arc<Notify>>>>,
     closed: AtomicBool,
 }
 
@@ -124,7 +125,11 @@ impl EmbeddedBus {
     /// deliveries are handed out again by the next `open`.
     pub async fn close(&self) {
         self.inner.closed.store(true, Ordering::SeqCst);
-        let wakers: Vec<Arc<Notify>> = self.wakers().values().cloned().collect();
+        let wakers: Vec<Arc<Notify>> = self
+            .wakers()
+            .values()
+            .flat_map(|groups| groups.values().cloned())
+            .collect();
         for waker in wakers {
             waker.notify_waiters();
         }
@@ -299,7 +304,7 @@ impl EmbeddedBus {
         }
     }
 
-    fn wakers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Notify>>> {
+    fn wakers(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, Arc<Notify>>>> {
         // The map stays consistent even if a holder panicked: it only ever gains entries.
         self.inner
             .wakers
@@ -307,18 +312,25 @@ impl EmbeddedBus {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn waker(&self, topic: &str) -> Arc<Notify> {
+    /// The wake-up shared by the consumers of `group` on `topic`.
+    pub(crate) fn waker(&self, topic: &str, group: &str) -> Arc<Notify> {
         self.wakers()
             .entry(topic.to_owned())
+            .or_default()
+            .entry(group.to_owned())
             .or_insert_with(|| Arc::new(Notify::new()))
             .clone()
     }
 
-    /// Wakes the subscribers of `topic` waiting for a delivery.
+    /// Wakes one waiting consumer of each group of `topic` (or the next one to wait).
     pub(crate) fn wake(&self, topic: &str) {
-        let waker = self.wakers().get(topic).cloned();
-        if let Some(waker) = waker {
-            waker.notify_waiters();
+        let wakers: Vec<Arc<Notify>> = self
+            .wakers()
+            .get(topic)
+            .map(|groups| groups.values().cloned().collect())
+            .unwrap_or_default();
+        for waker in wakers {
+            waker.notify_one();
         }
     }
 }

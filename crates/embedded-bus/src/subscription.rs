@@ -48,7 +48,7 @@ impl EmbeddedSubscription {
         group: &str,
         options: SubscribeOptions,
     ) -> Self {
-        let wake = bus.waker(topic);
+        let wake = bus.waker(topic, group);
         Self {
             bus,
             topic: topic.into(),
@@ -219,7 +219,13 @@ impl Subscription for EmbeddedSubscription {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let next_available_at = match self.claim(max).await? {
-                Claim::Ready(deliveries) => return Ok(deliveries),
+                Claim::Ready(deliveries) => {
+                    if deliveries.len() >= max {
+                        // More may be ready: hand the wake-up on to a sibling consumer.
+                        self.wake.notify_one();
+                    }
+                    return Ok(deliveries);
+                }
                 Claim::Empty { next_available_at } => next_available_at,
             };
             let poll_ms = i64::try_from(POLL_INTERVAL.as_millis()).unwrap_or(i64::MAX);

@@ -271,13 +271,18 @@ async fn consume(
 ) -> Result<(), kernel::BusError> {
     loop {
         let waited = Instant::now();
-        let delivery = subscription.next().await?;
+        // As the services' consumers take them: a batch per claim, acked together.
+        let deliveries = subscription
+            .next_batch(kernel::consumer::DEFAULT_BATCH)
+            .await?;
         let wait_us = u64::try_from(waited.elapsed().as_micros()).unwrap_or(u64::MAX);
         counters
             .longest_wait_us
             .fetch_max(wait_us, Ordering::SeqCst);
-        delivery.ack().await?;
-        if counters.acked.fetch_add(1, Ordering::SeqCst) + 1 == expected {
+        let count = deliveries.len();
+        subscription.ack_all(deliveries).await?;
+        let before = counters.acked.fetch_add(count, Ordering::SeqCst);
+        if before < expected && before + count >= expected {
             done.notify_one();
         }
     }
