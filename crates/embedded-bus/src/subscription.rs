@@ -60,6 +60,72 @@ impl EmbeddedSubscription {
         }
     }
 
+    /// Claims up to `max` of the oldest ready deliveries that have attempts left, in one
+    /// statement (no explicit transaction): the common case, and the one that must be cheap,
+    /// since every claim queues on the bus file's single connection. Returns an empty list when
+    /// nothing such is ready; [`Self::claim`] then looks properly (and dead-letters exhausted
+    /// deliveries).
+    async fn claim_fast(&self, max: usize) -> Result<Vec<Delivery>, BusError> {
+        let now = now_ms();
+        let limit = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
+        let mut rows: Vec<(i64, i64, String)> = sqlx::query_as(
+            "UPDATE bus_delivery SET attempts = attempts + 1, in_flight = 1, available_at = $1 \
+             WHERE group_name = $2 AND seq IN ( \
+                 SELECT seq FROM bus_delivery \
+                 WHERE group_name = $2 AND topic = $3 AND available_at <= $4 AND attempts < $5 \
+                 ORDER BY available_at, seq LIMIT $6) \
+             RETURNING seq, attempts, \
+                 (SELECT envelope FROM bus_message m WHERE m.seq = bus_delivery.seq)",
+        )
+        .bind(after(now, self.ack_wait))
+        .bind(&*self.group)
+        .bind(&*self.topic)
+        .bind(now)
+        .bind(i64::from(self.max_attempts))
+        .bind(limit)
+        .fetch_all(self.bus.pool())
+        .await
+        .map_err(bus_error)?;
+        // The statement returns rows in no particular order; hand them out oldest first.
+        rows.sort_by_key(|(seq, _, _)| *seq);
+        let mut deliveries = Vec::with_capacity(rows.len());
+        for (seq, attempts, body) in rows {
+            let envelope: Envelope = match serde_json::from_str(&body) {
+                Ok(envelope) => envelope,
+                Err(error) => {
+                    // Only a hand-edited file gets here; see `claim`.
+                    tracing::error!(seq, group = %self.group, %error, "unreadable message on the embedded bus; skipping it");
+                    self.delete_delivery(
+                        &mut *self.bus.pool().acquire().await.map_err(bus_error)?,
+                        seq,
+                    )
+                    .await?;
+                    continue;
+                }
+            };
+            let attempt = u32::try_from(attempts).unwrap_or(u32::MAX);
+            deliveries.push(self.delivery(seq, attempt, envelope));
+        }
+        Ok(deliveries)
+    }
+
+    fn delivery(&self, seq: i64, attempt: u32, envelope: Envelope) -> Delivery {
+        Delivery {
+            envelope: envelope.clone(),
+            topic: self.topic.to_string(),
+            attempt,
+            handle: Box::new(EmbeddedDeliveryHandle {
+                bus: self.bus.clone(),
+                group: self.group.clone(),
+                topic: self.topic.clone(),
+                seq,
+                attempt,
+                max_attempts: self.max_attempts,
+                envelope,
+            }),
+        }
+    }
+
     /// Claims up to `max` of the oldest ready deliveries in one transaction (one select, one
     /// update). A delivery whose leases have run out `max_attempts` times without being settled
     /// (its handler hangs, or kills the process) is dead-lettered instead of handed out again.
@@ -147,20 +213,7 @@ impl EmbeddedSubscription {
                 }
                 let attempt = row.attempts.saturating_add(1);
                 seqs.push(row.seq);
-                deliveries.push(Delivery {
-                    envelope: envelope.clone(),
-                    topic: self.topic.to_string(),
-                    attempt,
-                    handle: Box::new(EmbeddedDeliveryHandle {
-                        bus: self.bus.clone(),
-                        group: self.group.clone(),
-                        topic: self.topic.clone(),
-                        seq: row.seq,
-                        attempt,
-                        max_attempts: self.max_attempts,
-                        envelope,
-                    }),
-                });
+                deliveries.push(self.delivery(row.seq, attempt, envelope));
             }
             if deliveries.is_empty() {
                 // Every row looked at was dead-lettered or skipped: look again.
@@ -218,7 +271,13 @@ impl Subscription for EmbeddedSubscription {
             let notified = self.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let next_available_at = match self.claim(max).await? {
+            let fast = self.claim_fast(max).await?;
+            let claimed = if fast.is_empty() {
+                self.claim(max).await?
+            } else {
+                Claim::Ready(fast)
+            };
+            let next_available_at = match claimed {
                 Claim::Ready(deliveries) => {
                     if deliveries.len() >= max {
                         // More may be ready: hand the wake-up on to a sibling consumer.
