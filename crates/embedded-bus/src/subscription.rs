@@ -33,6 +33,12 @@ enum Claim {
     },
 }
 
+/// What a look after an empty claim found.
+enum Look {
+    Exhausted,
+    Empty { next_available_at: Option<i64> },
+}
+
 /// A ready delivery row as read by a claim.
 struct Ready {
     seq: i64,
@@ -107,6 +113,27 @@ impl EmbeddedSubscription {
             deliveries.push(self.delivery(seq, attempt, envelope));
         }
         Ok(deliveries)
+    }
+
+    /// After a claim found nothing: one read says whether some ready delivery is out of
+    /// attempts (then [`Self::claim`] dead-letters it) and when the next one becomes ready.
+    async fn look(&self) -> Result<Look, BusError> {
+        let (next_available_at, exhausted): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT MIN(available_at), SUM(attempts >= $3 AND available_at <= $4) \
+             FROM bus_delivery WHERE group_name = $1 AND topic = $2",
+        )
+        .bind(&*self.group)
+        .bind(&*self.topic)
+        .bind(i64::from(self.max_attempts))
+        .bind(now_ms())
+        .fetch_one(self.bus.pool())
+        .await
+        .map_err(bus_error)?;
+        Ok(if exhausted.unwrap_or(0) > 0 {
+            Look::Exhausted
+        } else {
+            Look::Empty { next_available_at }
+        })
     }
 
     fn delivery(&self, seq: i64, attempt: u32, envelope: Envelope) -> Delivery {
@@ -272,10 +299,14 @@ impl Subscription for EmbeddedSubscription {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let fast = self.claim_fast(max).await?;
-            let claimed = if fast.is_empty() {
-                self.claim(max).await?
-            } else {
+            let claimed = if !fast.is_empty() {
                 Claim::Ready(fast)
+            } else {
+                match self.look().await? {
+                    // Deliveries out of attempts are waiting to be dead-lettered.
+                    Look::Exhausted => self.claim(max).await?,
+                    Look::Empty { next_available_at } => Claim::Empty { next_available_at },
+                }
             };
             let next_available_at = match claimed {
                 Claim::Ready(deliveries) => {
