@@ -257,7 +257,15 @@ impl Subscription for NatsSubscription {
         let Some(consumer) = self.consumer.clone() else {
             return Ok(batch);
         };
-        if max <= 1 {
+        // The server tells each delivery how many more are pending for the consumer: when none
+        // are, a fetch would only come back empty.
+        let pending = batch[0]
+            .handle
+            .as_any()
+            .downcast_ref::<NatsDeliveryHandle>()
+            .and_then(|handle| handle.message.info().ok().map(|info| info.pending))
+            .unwrap_or(1);
+        if max <= 1 || pending == 0 {
             return Ok(batch);
         }
         let mut more = match consumer.fetch().max_messages(max - 1).messages().await {
