@@ -347,20 +347,94 @@ pub async fn load_for_update(tx: &mut Tx, partner_id: Uuid) -> Result<Option<Par
 
 /// Reads a partner with its integrations (no lock).
 pub async fn find(db: &Db, partner_id: Uuid) -> Result<Option<Partner>, RepoError> {
-    let sql = select_partner("");
-    let row: Option<PartnerRow> = with_reader!(db, conn => sqlx::query_as(&sql)
-        .bind(partner_id)
-        .fetch_optional(conn)
-        .await)?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let sql = select_integraciones();
-    let integraciones: Vec<IntegracionRow> = with_reader!(db, conn => sqlx::query_as(&sql)
+    // One round-trip: the partner joined with its integrations (one row each, or one row with
+    // no integration). The read behind `GET /partners/{id}`, the hottest one.
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let partner: Vec<String> = PARTNER_COLUMNS
+            .split(',')
+            .map(|column| format!("p.{}", column.trim()))
+            .collect();
+        format!(
+            "SELECT {}, i.integracion_id AS i_integracion_id, i.tipo AS i_tipo, \
+             i.nombre AS i_nombre, i.descripcion AS i_descripcion, \
+             i.configuracion AS i_configuracion, i.activa AS i_activa, \
+             i.fecha_creacion AS i_fecha_creacion, i.fecha_revocacion AS i_fecha_revocacion, \
+             i.motivo_revocacion AS i_motivo_revocacion \
+             FROM partner p LEFT JOIN integracion i ON i.partner_id = p.partner_id \
+             WHERE p.partner_id = $1 ORDER BY i.integracion_id",
+            partner.join(", ")
+        )
+    });
+    let rows: Vec<JoinedRow> = with_reader!(db, conn => sqlx::query_as(&SQL)
         .bind(partner_id)
         .fetch_all(conn)
         .await)?;
-    assemble(row, integraciones).map(Some)
+    let mut rows = rows.into_iter();
+    let Some(first) = rows.next() else {
+        return Ok(None);
+    };
+    let partner_id = first.partner.partner_id;
+    let mut integraciones = Vec::new();
+    let partner = first.partner;
+    if let Some(row) = first.integracion.into_row(partner_id)? {
+        integraciones.push(row);
+    }
+    for row in rows {
+        if let Some(row) = row.integracion.into_row(partner_id)? {
+            integraciones.push(row);
+        }
+    }
+    assemble(partner, integraciones).map(Some)
+}
+
+/// A row of [`find`]'s join: the partner's columns and, if it has any, one integration's.
+#[derive(sqlx::FromRow)]
+struct JoinedRow {
+    #[sqlx(flatten)]
+    partner: PartnerRow,
+    #[sqlx(flatten)]
+    integracion: JoinedIntegracion,
+}
+
+/// An integration's columns as [`find`] names them (`i_…`, beside the partner's); all null
+/// when the partner has none.
+#[derive(sqlx::FromRow)]
+struct JoinedIntegracion {
+    i_integracion_id: Option<Uuid>,
+    i_tipo: Option<String>,
+    i_nombre: Option<String>,
+    i_descripcion: Option<String>,
+    i_configuracion: Option<String>,
+    i_activa: Option<bool>,
+    i_fecha_creacion: Option<DateTime<Utc>>,
+    i_fecha_revocacion: Option<DateTime<Utc>>,
+    i_motivo_revocacion: Option<String>,
+}
+
+impl JoinedIntegracion {
+    fn into_row(self, partner_id: Uuid) -> Result<Option<IntegracionRow>, RepoError> {
+        let Some(integracion_id) = self.i_integracion_id else {
+            return Ok(None);
+        };
+        let missing =
+            |column: &str| corrupt("integration", integracion_id, format!("{column} is null"));
+        Ok(Some(IntegracionRow {
+            integracion_id,
+            partner_id,
+            tipo: self.i_tipo.ok_or_else(|| missing("tipo"))?,
+            nombre: self.i_nombre.ok_or_else(|| missing("nombre"))?,
+            descripcion: self.i_descripcion,
+            configuracion: self
+                .i_configuracion
+                .ok_or_else(|| missing("configuracion"))?,
+            activa: self.i_activa.ok_or_else(|| missing("activa"))?,
+            fecha_creacion: self
+                .i_fecha_creacion
+                .ok_or_else(|| missing("fecha_creacion"))?,
+            fecha_revocacion: self.i_fecha_revocacion,
+            motivo_revocacion: self.i_motivo_revocacion,
+        }))
+    }
 }
 
 /// The partner an integration belongs to.

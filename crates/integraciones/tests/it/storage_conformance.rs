@@ -67,6 +67,10 @@ async fn a_partner_round_trips_with_its_integrations_and_documents(db: &Db) {
     partner
         .add_integracion(kernel::new_id(), integracion("tienda"), kernel::now())
         .unwrap();
+    // Two, so the loaded partner is assembled from several joined rows, in id order.
+    partner
+        .add_integracion(kernel::new_id(), integracion("blog"), kernel::now())
+        .unwrap();
     let documentos = json!({"cedula": "123"}).as_object().unwrap().clone();
     partner
         .verify_kyc(EstadoKyc::Aprobado, Some(documentos), None, kernel::now())
@@ -75,6 +79,7 @@ async fn a_partner_round_trips_with_its_integrations_and_documents(db: &Db) {
 
     let loaded = repo::find(db, partner.id()).await.unwrap().unwrap();
     assert_eq!(loaded, partner);
+    assert_eq!(loaded.state().integraciones.len(), 2);
     assert_eq!(loaded.state().email.as_str(), "Ana@Example.com");
     assert_eq!(
         loaded.state().integraciones[0].configuracion["secret"],
