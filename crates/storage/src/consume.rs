@@ -64,10 +64,6 @@ impl<H: TxHandler> Transactional<H> {
         self
     }
 
-    pub fn handler(&self) -> &H {
-        &self.handler
-    }
-
     async fn apply_all(&self, envelopes: &[&Envelope]) -> Result<(), HandlerError> {
         let mut tx = self.db.begin().await.map_err(transient)?;
         if let (Some(group), true) = (&self.inbox_group, envelopes.len() > 1) {
