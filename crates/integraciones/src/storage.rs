@@ -369,21 +369,17 @@ pub async fn find(db: &Db, partner_id: Uuid) -> Result<Option<Partner>, RepoErro
         .bind(partner_id)
         .fetch_all(conn)
         .await)?;
-    let mut rows = rows.into_iter();
-    let Some(first) = rows.next() else {
+    let mut partner = None;
+    let mut integraciones = Vec::new();
+    for row in rows {
+        if let Some(integracion) = row.integracion.into_row(row.partner.partner_id)? {
+            integraciones.push(integracion);
+        }
+        partner.get_or_insert(row.partner);
+    }
+    let Some(partner) = partner else {
         return Ok(None);
     };
-    let partner_id = first.partner.partner_id;
-    let mut integraciones = Vec::new();
-    let partner = first.partner;
-    if let Some(row) = first.integracion.into_row(partner_id)? {
-        integraciones.push(row);
-    }
-    for row in rows {
-        if let Some(row) = row.integracion.into_row(partner_id)? {
-            integraciones.push(row);
-        }
-    }
     assemble(partner, integraciones).map(Some)
 }
 
