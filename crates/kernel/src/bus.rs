@@ -113,11 +113,6 @@ impl Delivery {
         self.handle.ack().await
     }
 
-    /// Acknowledges without consuming the delivery, for adapters that settle a batch at once.
-    pub async fn ack_ref(&self) -> Result<(), BusError> {
-        self.handle.ack().await
-    }
-
     pub async fn nack(self, delay: Duration, error: &str) -> Result<(), BusError> {
         self.handle.nack(delay, error).await
     }

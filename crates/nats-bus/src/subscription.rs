@@ -300,7 +300,8 @@ impl Subscription for NatsSubscription {
     /// confirmations are awaited together.
     async fn ack_all(&mut self, deliveries: Vec<Delivery>) -> Result<(), BusError> {
         let results =
-            futures_util::future::join_all(deliveries.iter().map(Delivery::ack_ref)).await;
+            futures_util::future::join_all(deliveries.iter().map(|delivery| delivery.handle.ack()))
+                .await;
         results.into_iter().collect()
     }
 }
