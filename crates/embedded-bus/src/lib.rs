@@ -92,6 +92,9 @@ impl EmbeddedBus {
             .disable_statement_logging();
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
+            // A ping before each acquire would be one more round trip to the connection's
+            // worker thread for every claim, ack and publish; the file is in this process.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await

@@ -8,6 +8,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, PgPool, Postgres, Sqlite, SqlitePool};
 
+/// A pooled PostgreSQL connection idle this long is pinged before it is handed out again.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(5);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("unsupported database url {0:?}: expected sqlite:// or postgres://")]
@@ -28,6 +31,10 @@ pub enum Db {
     Sqlite {
         writer: SqlitePool,
         reader: SqlitePool,
+        /// Held by an outbox relay while it publishes: a SQLite database belongs to one
+        /// process, so this lock alone keeps two relays from publishing the same rows and a
+        /// relay needs no claim written (and synced) before it publishes.
+        relay: std::sync::Arc<tokio::sync::Mutex<()>>,
     },
     Postgres(PgPool),
 }
@@ -60,21 +67,42 @@ impl Db {
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
                 .disable_statement_logging();
+            // No ping before each acquire: a SQLite connection is a file in this process, and
+            // a ping is a round trip to the connection's worker thread on every statement
+            // that borrows it.
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
+                .test_before_acquire(false)
                 .connect_with(options.clone())
                 .await?;
             let reader = SqlitePoolOptions::new()
                 .max_connections(4)
+                .test_before_acquire(false)
                 .connect_with(options.read_only(true))
                 .await?;
-            Ok(Db::Sqlite { writer, reader })
+            Ok(Db::Sqlite {
+                writer,
+                reader,
+                relay: Default::default(),
+            })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?.disable_statement_logging();
             create_pg_database_if_missing(&options).await?;
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
+                // A ping before every acquire doubles the round trips of a one-query request;
+                // only a connection idle long enough to have been dropped (a server restart,
+                // a proxy's idle timeout) is checked before it is handed out.
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= PING_IF_IDLE_FOR {
+                            conn.ping().await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_with(options)
                 .await?;
             Ok(Db::Postgres(pool))
@@ -111,7 +139,7 @@ impl Db {
 
     pub async fn close(&self) {
         match self {
-            Db::Sqlite { writer, reader } => {
+            Db::Sqlite { writer, reader, .. } => {
                 reader.close().await;
                 writer.close().await;
             }

@@ -1,8 +1,9 @@
 //! The transactional outbox and its relay. A service appends its events inside the transaction
-//! that changes its state; the relay claims committed rows, publishes them and deletes them.
-//! A claim is a lease (`claimed_by`, `claimed_until`): concurrent relays, in one process or in
-//! several replicas, never publish a row at the same time, and a relay that dies mid-batch only
-//! delays its rows until the lease expires. A row published but not yet deleted when a process
+//! that changes its state; the relay takes committed rows, publishes them and deletes them.
+//! Two relays never publish a row at the same time: on PostgreSQL a batch is deleted in a
+//! transaction held open (row locks, `SKIP LOCKED`) while it is published, so replicas skip it
+//! and a relay that dies mid-batch leaves it to the others at once; a SQLite database belongs
+//! to one process, whose relays take turns under the database's relay lock. A row published but not yet deleted when a process
 //! dies is published again with the same event id, which the bus de-duplicates.
 
 use std::borrow::Borrow;
@@ -13,9 +14,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use kernel::{Bus, BusError, Consumes, Envelope, Shutdown};
 use tokio::sync::Notify;
-use uuid::Uuid;
 
-use crate::db::{Backend, Db, StorageError, Tx};
+use crate::db::{Db, StorageError, Tx};
 
 /// Appends `envelope` to the outbox inside `tx`, to be published on `topic` once `tx` commits.
 pub async fn append(tx: &mut Tx, topic: &str, envelope: &Envelope) -> Result<(), sqlx::Error> {
@@ -80,22 +80,15 @@ pub struct Relay {
     bus: Arc<dyn Bus>,
     wake: Arc<Notify>,
     batch_size: i64,
-    lease: Duration,
     poll_interval: Duration,
 }
 
-const CLAIM_SQLITE: &str = "UPDATE outbox SET claimed_by = $1, claimed_until = $2
-    WHERE outbox_id IN (
+/// Rows under a claim written by an earlier version of the relay (`claimed_by`,
+/// `claimed_until`, a lease) wait until it runs out.
+const TAKE_POSTGRES: &str = "DELETE FROM outbox WHERE outbox_id IN (
         SELECT outbox_id FROM outbox
-        WHERE claimed_until IS NULL OR claimed_until < $3
-        ORDER BY outbox_id LIMIT $4)
-    RETURNING outbox_id, topic, envelope";
-
-const CLAIM_POSTGRES: &str = "UPDATE outbox SET claimed_by = $1, claimed_until = $2
-    WHERE outbox_id IN (
-        SELECT outbox_id FROM outbox
-        WHERE claimed_until IS NULL OR claimed_until < $3
-        ORDER BY outbox_id LIMIT $4
+        WHERE claimed_until IS NULL OR claimed_until < $1
+        ORDER BY outbox_id LIMIT $2
         FOR UPDATE SKIP LOCKED)
     RETURNING outbox_id, topic, envelope";
 
@@ -106,15 +99,8 @@ impl Relay {
             bus,
             wake: Arc::new(Notify::new()),
             batch_size: 256,
-            lease: Duration::from_secs(10),
             poll_interval: Duration::from_millis(500),
         }
-    }
-
-    /// How long a claim lasts before another relay may take the rows over.
-    pub fn with_lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
-        self
     }
 
     /// The handle a service notifies after committing outbox rows, so the relay runs at once
@@ -123,38 +109,66 @@ impl Relay {
         self.wake.clone()
     }
 
-    /// Claims, publishes and deletes one batch; returns how many rows it published.
+    /// Publishes and deletes one batch of committed rows; returns how many it published.
     pub async fn relay_once(&self) -> Result<usize, RelayError> {
-        let claim_id = kernel::new_id();
-        let now = kernel::now();
-        let until =
-            now + chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::seconds(30));
-        let claim_sql = match self.db.backend() {
-            Backend::Sqlite => CLAIM_SQLITE,
-            Backend::Postgres => CLAIM_POSTGRES,
-        };
-        let mut rows: Vec<(i64, String, String)> = crate::with_db!(&self.db, conn => sqlx::query_as(claim_sql)
-            .bind(claim_id)
-            .bind(until)
-            .bind(now)
-            .bind(self.batch_size)
-            .fetch_all(conn)
-            .await)?;
+        match &self.db {
+            Db::Sqlite {
+                writer,
+                reader,
+                relay,
+            } => self.relay_locked(writer, reader, relay).await,
+            Db::Postgres(pool) => self.relay_in_tx(pool).await,
+        }
+    }
+
+    /// SQLite: the database's relay lock stands in for a claim, so a batch costs one read and
+    /// one delete. Rows under a live claim of an earlier version are still respected.
+    async fn relay_locked(
+        &self,
+        writer: &sqlx::SqlitePool,
+        reader: &sqlx::SqlitePool,
+        lock: &tokio::sync::Mutex<()>,
+    ) -> Result<usize, RelayError> {
+        let _turn = lock.lock().await;
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT outbox_id, topic, envelope FROM outbox
+             WHERE claimed_until IS NULL OR claimed_until < $1
+             ORDER BY outbox_id LIMIT $2",
+        )
+        .bind(kernel::now())
+        .bind(self.batch_size)
+        .fetch_all(reader)
+        .await?;
         if rows.is_empty() {
             return Ok(0);
         }
-        rows.sort_by_key(|(outbox_id, _, _)| *outbox_id);
-        let count = rows.len();
-        if let Err(error) = self.publish(&rows).await {
-            self.release(claim_id).await;
-            return Err(error);
+        self.publish(&rows).await?;
+        let ids: Vec<i64> = rows.iter().map(|(outbox_id, _, _)| *outbox_id).collect();
+        sqlx::query("DELETE FROM outbox WHERE outbox_id IN (SELECT value FROM json_each($1))")
+            .bind(serde_json::to_string(&ids).expect("integers serialize to JSON"))
+            .execute(writer)
+            .await?;
+        Ok(rows.len())
+    }
+
+    /// PostgreSQL: replicas in other processes relay the same table. A batch is deleted in a
+    /// transaction that stays open while it is published: the row locks keep other relays off
+    /// it (`SKIP LOCKED`), a failed publish rolls the delete back, and a relay that dies
+    /// mid-batch releases it at once (its connection drops). One commit per batch.
+    async fn relay_in_tx(&self, pool: &sqlx::PgPool) -> Result<usize, RelayError> {
+        let mut tx = pool.begin().await?;
+        let mut rows: Vec<(i64, String, String)> = sqlx::query_as(TAKE_POSTGRES)
+            .bind(kernel::now())
+            .bind(self.batch_size)
+            .fetch_all(&mut *tx)
+            .await?;
+        if !rows.is_empty() {
+            // The statement returns rows in no particular order; publish them oldest first.
+            rows.sort_by_key(|(outbox_id, _, _)| *outbox_id);
+            self.publish(&rows).await?;
         }
-        crate::with_db!(&self.db, conn => sqlx::query("DELETE FROM outbox WHERE claimed_by = $1")
-            .bind(claim_id)
-            .execute(conn)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(count)
+        tx.commit().await?;
+        Ok(rows.len())
     }
 
     /// Publishes rows in outbox order, one bus call per run of rows with the same topic.
@@ -177,19 +191,6 @@ impl Relay {
             start = end;
         }
         Ok(())
-    }
-
-    async fn release(&self, claim_id: Uuid) {
-        let released = crate::with_db!(&self.db, conn => sqlx::query(
-            "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1",
-        )
-        .bind(claim_id)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected()));
-        if let Err(error) = released {
-            tracing::warn!(%error, "could not release outbox claim; it expires on its own");
-        }
     }
 
     /// A SQLite database belongs to one process, so claims found at start-up were left by a

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use kernel::{Bus, BusError, Envelope, EnvelopeContext, SubscribeOptions, Subscription};
@@ -169,7 +168,7 @@ pub async fn concurrent_relays_never_publish_a_row_twice(db: Db) {
     assert_eq!(outbox::backlog(&db).await.unwrap(), 0);
 }
 
-pub async fn a_failed_publish_releases_the_claim_for_a_retry(db: Db) {
+pub async fn a_failed_publish_leaves_the_rows_for_a_retry(db: Db) {
     append_committed(&db, &[ping(1), ping(2)]).await;
     let bus = Arc::new(RecordingBus::default());
     let relay = Relay::new(db.clone(), bus.clone());
@@ -177,15 +176,15 @@ pub async fn a_failed_publish_releases_the_claim_for_a_retry(db: Db) {
     assert!(relay.relay_once().await.is_err());
     assert_eq!(outbox::backlog(&db).await.unwrap(), 2, "nothing is lost");
     bus.failing.store(false, Ordering::SeqCst);
-    // Released at once: no need to wait for the lease to expire.
+    // Available again at once: nothing was claimed or deleted.
     assert_eq!(relay.relay_once().await.unwrap(), 2);
     assert_eq!(bus.ids().len(), 2);
 }
 
-pub async fn an_expired_claim_of_a_dead_relay_is_taken_over(db: Db) {
+pub async fn a_claim_left_by_an_earlier_relay_is_honoured_until_it_expires(db: Db) {
     append_committed(&db, &[ping(1)]).await;
-    // A relay that claims and then dies before publishing: simulated by a claim whose lease is
-    // already over.
+    // Rows an earlier version's relay claimed (a lease) and then died holding: a claim whose
+    // lease is already over is taken over.
     storage::with_db!(&db, conn => sqlx::query(
         "UPDATE outbox SET claimed_by = $1, claimed_until = $2",
     )
@@ -196,7 +195,7 @@ pub async fn an_expired_claim_of_a_dead_relay_is_taken_over(db: Db) {
     .map(|r| r.rows_affected()))
     .unwrap();
     let bus = Arc::new(RecordingBus::default());
-    let relay = Relay::new(db.clone(), bus.clone()).with_lease(Duration::from_secs(30));
+    let relay = Relay::new(db.clone(), bus.clone());
     assert_eq!(relay.relay_once().await.unwrap(), 1);
     // A live claim is respected.
     append_committed(&db, &[ping(2)]).await;
