@@ -367,7 +367,19 @@ impl Service {
         if !inbox::first_delivery(tx, SERVICE, envelope.id).await? {
             return Ok(Outcome::Duplicate);
         }
-        let Some(saga_id) = correlate(tx, envelope, claves).await? else {
+        if let Some(saga_id) = envelope.sagaid {
+            // Usually names the saga itself: found, locked and read in one statement.
+            if let Some(locked) = lock(tx, envelope, saga_id, hecho.paso()).await? {
+                return self.apply_locked(tx, envelope, locked, hecho, now).await;
+            }
+            if let Some(onboarding_id) = claves.onboarding_id {
+                if let Some(found) = repo::saga_of_onboarding(tx, onboarding_id).await? {
+                    return self.apply(tx, envelope, found, hecho, now).await;
+                }
+            }
+            return Err(AppError::NotYetKnown(format!("saga {saga_id}")));
+        }
+        let Some(saga_id) = correlate(tx, claves).await? else {
             // The inbox row stays, so a redelivery is a cheap no-op.
             return Ok(Outcome::Ignored);
         };
@@ -382,21 +394,26 @@ impl Service {
         hecho: Hecho,
         now: DateTime<Utc>,
     ) -> Result<Outcome, AppError> {
-        let Some(mut stored) = repo::load_for_update(tx, saga_id).await? else {
+        let Some(locked) = lock(tx, envelope, saga_id, hecho.paso()).await? else {
             return Err(AppError::NotYetKnown(format!("saga {saga_id}")));
         };
-        // An event of the saga's own conversation names its cause; until that cause is in the
-        // log this event is early, not wrong. (An event correlated only by its ids may come
-        // from outside the conversation, so its causation says nothing about the saga.)
-        if envelope.sagaid.is_some() && hecho.paso() != Paso::CreatePartner {
-            if let Some(cause) = envelope.causationid {
-                if !repo::has_logged(tx, saga_id, cause).await? {
-                    return Err(AppError::NotYetKnown(format!(
-                        "cause {cause} of {} {} in saga {saga_id}",
-                        envelope.event_type, envelope.id
-                    )));
-                }
-            }
+        self.apply_locked(tx, envelope, locked, hecho, now).await
+    }
+
+    async fn apply_locked(
+        &self,
+        tx: &mut Tx,
+        envelope: &Envelope,
+        (mut stored, cause_logged): (StoredSaga, Option<bool>),
+        hecho: Hecho,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, AppError> {
+        let saga_id = stored.saga.saga_id;
+        if let (Some(cause), Some(false)) = (envelope.causationid, cause_logged) {
+            return Err(AppError::NotYetKnown(format!(
+                "cause {cause} of {} {} in saga {saga_id}",
+                envelope.event_type, envelope.id
+            )));
         }
         let expected_version = stored.saga.version;
         match stored.saga.handle(hecho, now, self.plazo) {
@@ -524,24 +541,27 @@ impl Service {
     }
 }
 
-/// The saga an event belongs to: its envelope's `sagaid` (which must exist: otherwise the
-/// `CreatePartner` has not arrived yet), else the ids it carries. `None`: not a saga's event.
-async fn correlate(
+/// Locks and loads saga `saga_id` for `envelope`; beside it, whether the saga has logged the
+/// envelope's cause, when that matters: an event of the saga's own conversation names its
+/// cause, and until the cause is in the log the event is early, not wrong. (An event
+/// correlated only by its ids may come from outside the conversation, so its causation says
+/// nothing about the saga.)
+async fn lock(
     tx: &mut Tx,
     envelope: &Envelope,
-    claves: Claves,
-) -> Result<Option<Uuid>, AppError> {
-    if let Some(saga_id) = envelope.sagaid {
-        if repo::saga_exists(tx, saga_id).await? {
-            return Ok(Some(saga_id));
-        }
-        if let Some(onboarding_id) = claves.onboarding_id {
-            if let Some(found) = repo::saga_of_onboarding(tx, onboarding_id).await? {
-                return Ok(Some(found));
-            }
-        }
-        return Err(AppError::NotYetKnown(format!("saga {saga_id}")));
-    }
+    saga_id: Uuid,
+    paso: Paso,
+) -> Result<Option<(StoredSaga, Option<bool>)>, AppError> {
+    let cause = envelope
+        .causationid
+        .filter(|_| envelope.sagaid.is_some() && paso != Paso::CreatePartner);
+    let locked = repo::load_for_update_after(tx, saga_id, cause).await?;
+    Ok(locked.map(|(stored, logged)| (stored, cause.map(|_| logged))))
+}
+
+/// The saga an event without a `sagaid` belongs to, by the ids it carries. `None`: not a
+/// saga's event.
+async fn correlate(tx: &mut Tx, claves: Claves) -> Result<Option<Uuid>, AppError> {
     if let Some(onboarding_id) = claves.onboarding_id {
         if let Some(found) = repo::saga_of_onboarding(tx, onboarding_id).await? {
             return Ok(Some(found));

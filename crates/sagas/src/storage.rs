@@ -242,16 +242,39 @@ pub async fn update_saga(
 
 /// Locks a saga for a change until `tx` ends and loads it; `None` when it does not exist.
 pub async fn load_for_update(tx: &mut Tx, saga_id: Uuid) -> Result<Option<StoredSaga>, RepoError> {
+    Ok(load_for_update_after(tx, saga_id, None)
+        .await?
+        .map(|(stored, _)| stored))
+}
+
+/// Like [`load_for_update`], and also says whether the saga has logged the message `cause`
+/// (`false` when `cause` is `None`): the lock, the read and the check in one statement.
+pub async fn load_for_update_after(
+    tx: &mut Tx,
+    saga_id: Uuid,
+    cause: Option<Uuid>,
+) -> Result<Option<(StoredSaga, bool)>, RepoError> {
+    #[derive(sqlx::FromRow)]
+    struct Locked {
+        #[sqlx(flatten)]
+        saga: SagaRow,
+        cause_logged: bool,
+    }
     // A no-op write that returns the row: the row lock on PostgreSQL, the database write lock
     // on SQLite (taken with the read, so a second connection never works from a stale
     // snapshot), in one statement.
-    let sql =
-        format!("UPDATE saga SET version = version WHERE saga_id = $1 RETURNING {SAGA_COLUMNS}");
-    let row: Option<SagaRow> = with_tx!(&mut *tx, conn => sqlx::query_as(&sql)
+    let sql = format!(
+        "UPDATE saga SET version = version WHERE saga_id = $1 RETURNING {SAGA_COLUMNS}, \
+         EXISTS (SELECT 1 FROM saga_evento e WHERE e.saga_id = $1 AND e.event_id = $2) \
+         AS cause_logged"
+    );
+    let row: Option<Locked> = with_tx!(&mut *tx, conn => sqlx::query_as(&sql)
         .bind(saga_id)
+        .bind(cause)
         .fetch_optional(conn)
         .await)?;
-    row.map(SagaRow::into_stored).transpose()
+    row.map(|locked| Ok((locked.saga.into_stored()?, locked.cause_logged)))
+        .transpose()
 }
 
 /// Reads a saga (no lock).
@@ -324,18 +347,6 @@ pub async fn append_log(
         .map(|r| r.rows_affected()))?;
     }
     Ok(())
-}
-
-/// Whether the saga has logged the message `event_id` (received or published by itself).
-pub async fn has_logged(tx: &mut Tx, saga_id: Uuid, event_id: Uuid) -> Result<bool, sqlx::Error> {
-    let found: Option<i32> = with_tx!(tx, conn => sqlx::query_scalar(
-        "SELECT 1 FROM saga_evento WHERE saga_id = $1 AND event_id = $2",
-    )
-    .bind(saga_id)
-    .bind(event_id)
-    .fetch_optional(conn)
-    .await)?;
-    Ok(found.is_some())
 }
 
 /// A saga's log, oldest first.

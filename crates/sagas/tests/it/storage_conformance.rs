@@ -160,16 +160,22 @@ async fn the_log_keeps_its_order_payloads_and_unique_event_ids(db: &Db) {
     assert_eq!(log[2].procesado_en, None);
 
     let mut tx = db.begin().await.unwrap();
-    assert!(
-        repo::has_logged(&mut tx, stored.saga.saga_id, first.event_id)
+    let logged = |found: Option<(repo::StoredSaga, bool)>| found.expect("the saga exists").1;
+    assert!(logged(
+        repo::load_for_update_after(&mut tx, stored.saga.saga_id, Some(first.event_id))
             .await
             .unwrap()
-    );
-    assert!(
-        !repo::has_logged(&mut tx, stored.saga.saga_id, Uuid::now_v7())
+    ));
+    assert!(!logged(
+        repo::load_for_update_after(&mut tx, stored.saga.saga_id, Some(Uuid::now_v7()))
             .await
             .unwrap()
-    );
+    ));
+    assert!(!logged(
+        repo::load_for_update_after(&mut tx, stored.saga.saga_id, None)
+            .await
+            .unwrap()
+    ));
     // The same event twice in one saga's log is refused by the schema.
     let error = repo::append_log(&mut tx, &stored.saga, std::slice::from_ref(&first))
         .await
