@@ -37,20 +37,28 @@ impl Sender for FileSender {
     async fn send(&self, email: &Email) -> Result<(), SendError> {
         let message = rfc5322(email, &self.from, BodyEncoding::EightBit)?;
         let bytes = message.formatted();
-        let transient = |what: &str, error: std::io::Error| {
-            SendError::Transient(format!("{what} in {}: {error}", self.dir.display()))
-        };
-        tokio::fs::create_dir_all(&self.dir)
-            .await
-            .map_err(|e| transient("cannot create the directory", e))?;
+        let dir = self.dir.clone();
         let target = self.path_of(email);
         let temporary = self.dir.join(format!(".{}.eml.tmp", email.id));
-        tokio::fs::write(&temporary, &bytes)
-            .await
-            .map_err(|e| transient("cannot write the message", e))?;
-        tokio::fs::rename(&temporary, &target)
-            .await
-            .map_err(|e| transient("cannot move the message into place", e))?;
-        Ok(())
+        // One trip to the blocking pool for the whole message, not one per file operation.
+        tokio::task::spawn_blocking(move || {
+            let transient = |what: &str, error: std::io::Error| {
+                SendError::Transient(format!("{what} in {}: {error}", dir.display()))
+            };
+            let written = match std::fs::write(&temporary, &bytes) {
+                // The directory is created on first use (and again should someone remove it).
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| transient("cannot create the directory", e))?;
+                    std::fs::write(&temporary, &bytes)
+                }
+                other => other,
+            };
+            written.map_err(|e| transient("cannot write the message", e))?;
+            std::fs::rename(&temporary, &target)
+                .map_err(|e| transient("cannot move the message into place", e))
+        })
+        .await
+        .map_err(|error| SendError::Transient(format!("the file writer stopped: {error}")))?
     }
 }
