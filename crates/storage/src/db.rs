@@ -46,6 +46,9 @@ pub struct Tx {
     pub conn: TxConn,
     /// Event ids whose inbox rows a batch inserted up front (see `inbox::first_delivery`).
     pub(crate) inbox: Option<crate::inbox::Prechecked>,
+    /// Whether this transaction appended outbox rows, i.e. whether its commit has anything
+    /// for the relay (see `outbox::commit_and_wake`).
+    pub(crate) outbox_appended: bool,
 }
 
 #[doc(hidden)]
@@ -128,7 +131,11 @@ impl Db {
             }
             Db::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
         };
-        Ok(Tx { conn, inbox: None })
+        Ok(Tx {
+            conn,
+            inbox: None,
+            outbox_appended: false,
+        })
     }
 
     /// A trivial round-trip, for `/ready`.

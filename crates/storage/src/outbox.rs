@@ -30,6 +30,7 @@ pub async fn append(tx: &mut Tx, topic: &str, envelope: &Envelope) -> Result<(),
     .execute(conn)
     .await
     .map(|r| r.rows_affected()))?;
+    tx.outbox_appended = true;
     Ok(())
 }
 
@@ -48,11 +49,15 @@ where
     Ok(())
 }
 
-/// Commits `tx` and wakes the relay (`Relay::waker`) so the outbox rows it wrote leave at once
-/// instead of at the relay's next poll.
+/// Commits `tx` and, if it appended outbox rows, wakes the relay (`Relay::waker`) so they leave
+/// at once instead of at the relay's next poll. (A commit with nothing to publish does not send
+/// the relay looking.)
 pub async fn commit_and_wake(tx: Tx, relay: &Notify) -> Result<(), StorageError> {
+    let appended = tx.outbox_appended;
     tx.commit().await?;
-    relay.notify_one();
+    if appended {
+        relay.notify_one();
+    }
     Ok(())
 }
 
