@@ -22,10 +22,21 @@ use tokio::sync::Notify;
 
 use crate::subscription::EmbeddedSubscription;
 
+// The statement as a literal, so that `concat!` can build on it.
+macro_rules! begin_write {
+    () => {
+        "BEGIN IMMEDIATE"
+    };
+}
+
 /// Every transaction that writes takes the write lock up front. A deferred transaction that
 /// reads and then writes fails at once with "database is locked" when another process (an
 /// operator tool attached to the file) wrote in between; an immediate one waits its turn.
-pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+pub(crate) const BEGIN_WRITE: &str = begin_write!();
+
+/// [`BEGIN_WRITE`] for a publish, whose commit alone is synced to disk (see `open_with`): the
+/// pragma rides with the BEGIN, one round trip to the connection's thread.
+const BEGIN_SYNCED_WRITE: &str = concat!("PRAGMA synchronous = FULL; ", begin_write!());
 
 /// A handle on the bus file. Cloning is cheap and shares the connection and the wake-ups.
 #[derive(Clone)]
@@ -349,11 +360,7 @@ impl Bus for EmbeddedBus {
         // A publish is the one write whose loss would lose a message (the publisher forgets it
         // once this returns), so it alone is synced to disk at commit; see `open_with`.
         let mut conn = self.inner.pool.acquire().await.map_err(bus_error)?;
-        sqlx::query("PRAGMA synchronous = FULL")
-            .execute(&mut *conn)
-            .await
-            .map_err(bus_error)?;
-        let mut tx = sqlx::Connection::begin_with(&mut *conn, BEGIN_WRITE)
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, BEGIN_SYNCED_WRITE)
             .await
             .map_err(bus_error)?;
         let added = insert_messages(&mut tx, topic, envelopes, now).await?;
