@@ -92,8 +92,59 @@ struct SnapshotRow {
 const SELECT_EVENTS: &str = "SELECT version, tipo, schema_version, data, ocurrido_en
     FROM contrato_evento WHERE contrato_id = $1 AND version > $2 ORDER BY version";
 
-const SELECT_SNAPSHOT: &str = "SELECT version, schema_version, state FROM contrato_snapshot
-    WHERE contrato_id = $1 ORDER BY version DESC LIMIT 1";
+/// A contract's latest snapshot (`kind` 0, its state in `data`) and the events after it (`kind`
+/// 1), in one statement.
+const SELECT_SNAPSHOT_AND_TAIL: &str = "WITH s AS (
+        SELECT version, schema_version, state FROM contrato_snapshot
+        WHERE contrato_id = $1 ORDER BY version DESC LIMIT 1)
+    SELECT 0 AS kind, version, NULL AS tipo, schema_version, state AS data, NULL AS ocurrido_en
+    FROM s
+    UNION ALL
+    SELECT 1, e.version, e.tipo, e.schema_version, e.data, e.ocurrido_en FROM contrato_evento e
+    WHERE e.contrato_id = $1 AND e.version > COALESCE((SELECT version FROM s), 0)
+    ORDER BY kind, version";
+
+/// A row of [`SELECT_SNAPSHOT_AND_TAIL`].
+#[derive(Debug, sqlx::FromRow)]
+struct LoadRow {
+    kind: i32,
+    version: i64,
+    tipo: Option<String>,
+    schema_version: i32,
+    data: String,
+    ocurrido_en: Option<DateTime<Utc>>,
+}
+
+/// Splits the rows of [`SELECT_SNAPSHOT_AND_TAIL`] into the snapshot and the events after it.
+fn split(id: Uuid, rows: Vec<LoadRow>) -> Result<Contrato, RepoError> {
+    let mut snapshot = None;
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows {
+        match (row.kind, row.tipo, row.ocurrido_en) {
+            (0, _, _) => {
+                snapshot = Some(SnapshotRow {
+                    version: row.version,
+                    schema_version: row.schema_version,
+                    state: row.data,
+                });
+            }
+            (_, Some(tipo), Some(ocurrido_en)) => events.push(EventRow {
+                version: row.version,
+                tipo,
+                schema_version: row.schema_version,
+                data: row.data,
+                ocurrido_en,
+            }),
+            _ => {
+                return Err(RepoError::Corrupt(format!(
+                    "event {} of {id} has no type or time",
+                    row.version
+                )))
+            }
+        }
+    }
+    fold(id, snapshot, events)
+}
 
 fn fold(
     id: Uuid,
@@ -132,32 +183,20 @@ pub async fn lock(tx: &mut Tx, id: Uuid) -> Result<(), RepoError> {
 /// Loads contract `id` inside `tx`: its latest snapshot plus the later events. An unknown id
 /// is the empty stream (version 0, no state).
 pub async fn load(tx: &mut Tx, id: Uuid) -> Result<Contrato, RepoError> {
-    let snapshot: Option<SnapshotRow> = with_tx!(&mut *tx, conn => sqlx::query_as(SELECT_SNAPSHOT)
+    let rows: Vec<LoadRow> = with_tx!(&mut *tx, conn => sqlx::query_as(SELECT_SNAPSHOT_AND_TAIL)
         .bind(id)
-        .fetch_optional(conn)
-        .await)?;
-    let after = snapshot.as_ref().map_or(0, |s| s.version);
-    let rows: Vec<EventRow> = with_tx!(&mut *tx, conn => sqlx::query_as(SELECT_EVENTS)
-        .bind(id)
-        .bind(after)
         .fetch_all(conn)
         .await)?;
-    fold(id, snapshot, rows)
+    split(id, rows)
 }
 
 /// Like [`load`], outside a transaction (reader pool).
 pub async fn load_latest(db: &Db, id: Uuid) -> Result<Contrato, RepoError> {
-    let snapshot: Option<SnapshotRow> = with_reader!(db, conn => sqlx::query_as(SELECT_SNAPSHOT)
+    let rows: Vec<LoadRow> = with_reader!(db, conn => sqlx::query_as(SELECT_SNAPSHOT_AND_TAIL)
         .bind(id)
-        .fetch_optional(conn)
-        .await)?;
-    let after = snapshot.as_ref().map_or(0, |s| s.version);
-    let rows: Vec<EventRow> = with_reader!(db, conn => sqlx::query_as(SELECT_EVENTS)
-        .bind(id)
-        .bind(after)
         .fetch_all(conn)
         .await)?;
-    fold(id, snapshot, rows)
+    split(id, rows)
 }
 
 /// The whole stream of contract `id`, oldest first (empty for an unknown id).
@@ -170,20 +209,10 @@ pub async fn read_stream(db: &Db, id: Uuid) -> Result<Vec<StoredEvent>, RepoErro
     rows.into_iter().map(EventRow::into_stored).collect()
 }
 
-/// The stream's current version (0 when empty).
-pub async fn stream_version(tx: &mut Tx, id: Uuid) -> Result<i64, RepoError> {
-    let version: Option<i64> = with_tx!(&mut *tx, conn => sqlx::query_scalar(
-        "SELECT MAX(version) FROM contrato_evento WHERE contrato_id = $1",
-    )
-    .bind(id)
-    .fetch_one(conn)
-    .await)?;
-    Ok(version.unwrap_or(0))
-}
-
 /// Appends `events` to stream `id` as versions `expected + 1 ..`, refusing with `Conflict`
-/// when the stream is not at `expected`. On PostgreSQL a conflict caught by the primary key
-/// aborts `tx`: the caller drops it.
+/// when the stream is not at `expected`: each insert checks the stream's version in the same
+/// statement, and the primary key catches a writer that appends concurrently. On
+/// PostgreSQL a conflict caught by the primary key aborts `tx`: the caller drops it.
 pub async fn append(
     tx: &mut Tx,
     id: Uuid,
@@ -191,26 +220,28 @@ pub async fn append(
     new_events: &[ContratoEvent],
     at: DateTime<Utc>,
 ) -> Result<(), RepoError> {
-    if stream_version(tx, id).await? != expected {
-        return Err(RepoError::Conflict { expected });
-    }
     for (offset, event) in new_events.iter().enumerate() {
         let encoded = events::encode(event);
+        let version = expected + 1 + offset as i64;
+        // Each insert checks that the stream is at the version before its own.
         let inserted = with_tx!(&mut *tx, conn => sqlx::query(
             "INSERT INTO contrato_evento (contrato_id, version, tipo, schema_version, data, ocurrido_en)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+             SELECT $1, $2, $3, $4, $5, $6
+             WHERE (SELECT COALESCE(MAX(version), 0) FROM contrato_evento WHERE contrato_id = $1) = $7",
         )
-        .bind(id)
-        .bind(expected + 1 + offset as i64)
-        .bind(encoded.tipo)
-        .bind(encoded.schema_version)
-        .bind(encoded.data.to_string())
-        .bind(at)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected()));
+            .bind(id)
+            .bind(version)
+            .bind(encoded.tipo)
+            .bind(encoded.schema_version)
+            .bind(encoded.data.to_string())
+            .bind(at)
+            .bind(version - 1)
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected()));
         match inserted {
-            Ok(_) => {}
+            Ok(1) => {}
+            Ok(_) => return Err(RepoError::Conflict { expected }),
             Err(error) if ::storage::is_unique_violation(&error) => {
                 return Err(RepoError::Conflict { expected })
             }
