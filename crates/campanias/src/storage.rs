@@ -362,21 +362,17 @@ const PARTNER_COLUMNS: &str = "partner_id, elegible, bloqueado, email, nombre, e
 /// program's, so an affiliation created while the partner becomes eligible is never missed by
 /// the promotion (and lock order is always partner, then program).
 pub async fn lock_partner(tx: &mut Tx, partner_id: Uuid) -> Result<PartnerConocido, RepoError> {
-    with_tx!(&mut *tx, conn => sqlx::query(
-        "INSERT INTO partner_conocido (partner_id, elegible, bloqueado, actualizado_en)
-         VALUES ($1, FALSE, FALSE, $2) ON CONFLICT (partner_id) DO NOTHING",
-    )
-    .bind(partner_id)
-    .bind(kernel::now())
-    .execute(conn)
-    .await
-    .map(|r| r.rows_affected()))?;
+    // One statement: the no-op update of an existing record takes its row lock (PostgreSQL;
+    // SQLite's single writer holds the database already) and returns it like a new one.
     let sql = format!(
-        "SELECT {PARTNER_COLUMNS} FROM partner_conocido WHERE partner_id = $1{}",
-        lock_clause(tx.backend())
+        "INSERT INTO partner_conocido (partner_id, elegible, bloqueado, actualizado_en)
+         VALUES ($1, FALSE, FALSE, $2)
+         ON CONFLICT (partner_id) DO UPDATE SET elegible = partner_conocido.elegible
+         RETURNING {PARTNER_COLUMNS}"
     );
     let row: PartnerRow = with_tx!(&mut *tx, conn => sqlx::query_as(&sql)
         .bind(partner_id)
+        .bind(kernel::now())
         .fetch_one(conn)
         .await)?;
     Ok(row.into())
