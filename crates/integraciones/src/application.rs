@@ -406,7 +406,10 @@ impl Service {
             tipo: command.tipo.as_deref(),
         });
         for _ in 0..RACE_RETRIES {
-            if let Some(existing) = repo::partner_of_onboarding(tx, command.onboarding_id).await? {
+            let email = parsed.as_ref().ok().map(|datos| &datos.email);
+            let (existing, email_taken) =
+                repo::onboarding_partner_and_email(tx, command.onboarding_id, email).await?;
+            if let Some(existing) = existing {
                 return Ok(CommandOutcome::AlreadyCreated(existing));
             }
             let datos = match &parsed {
@@ -416,7 +419,7 @@ impl Service {
                     return fail(tx, &command, "DATOS_INVALIDOS", message, &context).await;
                 }
             };
-            if repo::email_in_use(tx, &datos.email).await? {
+            if email_taken {
                 let message = format!("a partner with e-mail {} already exists", datos.email);
                 return fail(tx, &command, "EMAIL_EXISTENTE", message, &context).await;
             }

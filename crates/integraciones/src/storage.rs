@@ -446,29 +446,24 @@ pub async fn partner_of_integracion(
     .await)?)
 }
 
-/// The partner created for an onboarding, if any.
-pub async fn partner_of_onboarding(
+/// What a `CreatePartner` must know before it inserts, in one statement: the partner already
+/// created for `onboarding_id`, and whether a live (not deleted) partner uses `email` (`false`
+/// without one). The e-mail check is a pre-check only: the unique index stays the authority,
+/// because a concurrent insert can slip between check and insert.
+pub async fn onboarding_partner_and_email(
     tx: &mut Tx,
     onboarding_id: Uuid,
-) -> Result<Option<Uuid>, RepoError> {
-    Ok(with_tx!(tx, conn => sqlx::query_scalar(
-        "SELECT partner_id FROM partner WHERE onboarding_id = $1",
+    email: Option<&Email>,
+) -> Result<(Option<Uuid>, bool), RepoError> {
+    Ok(with_tx!(tx, conn => sqlx::query_as(
+        "SELECT (SELECT partner_id FROM partner WHERE onboarding_id = $1) AS existing,
+            EXISTS (SELECT 1 FROM partner
+                WHERE email_normalizado = $2 AND estado <> 'ELIMINADO') AS email_taken",
     )
     .bind(onboarding_id)
-    .fetch_optional(conn)
+    .bind(email.map(Email::normalized))
+    .fetch_one(conn)
     .await)?)
-}
-
-/// Whether a live (not deleted) partner uses this e-mail. A pre-check only: the unique index
-/// stays the authority, because a concurrent insert can slip between check and insert.
-pub async fn email_in_use(tx: &mut Tx, email: &Email) -> Result<bool, RepoError> {
-    let found: Option<i32> = with_tx!(tx, conn => sqlx::query_scalar(
-        "SELECT 1 FROM partner WHERE email_normalizado = $1 AND estado <> 'ELIMINADO'",
-    )
-    .bind(email.normalized())
-    .fetch_optional(conn)
-    .await)?;
-    Ok(found.is_some())
 }
 
 /// Escapes `LIKE` wildcards so `q` is matched literally.

@@ -102,7 +102,14 @@ async fn a_second_live_partner_with_the_same_email_in_any_case_is_refused(db: &D
     ));
     let mut tx = db.begin().await.unwrap();
     let email = Email::parse("Dup@example.com").unwrap();
-    assert!(repo::email_in_use(&mut tx, &email).await.unwrap());
+    let (_, taken) = repo::onboarding_partner_and_email(&mut tx, Uuid::now_v7(), Some(&email))
+        .await
+        .unwrap();
+    assert!(taken);
+    let (_, taken) = repo::onboarding_partner_and_email(&mut tx, Uuid::now_v7(), None)
+        .await
+        .unwrap();
+    assert!(!taken);
 }
 
 async fn a_soft_deleted_partner_frees_its_email_and_revokes_its_integrations(db: &Db) {
@@ -293,10 +300,10 @@ async fn one_partner_per_onboarding(db: &Db) {
     ));
     let mut tx = db.begin().await.unwrap();
     assert_eq!(
-        repo::partner_of_onboarding(&mut tx, onboarding)
+        repo::onboarding_partner_and_email(&mut tx, onboarding, None)
             .await
             .unwrap(),
-        Some(first.id())
+        (Some(first.id()), false)
     );
 }
 
