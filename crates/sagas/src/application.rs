@@ -312,10 +312,7 @@ impl Service {
             return Ok(Outcome::Duplicate);
         }
         let saga_id = envelope.sagaid.or(command.saga_id);
-        let existing = match saga_id {
-            Some(id) if repo::saga_exists(tx, id).await? => Some(id),
-            _ => repo::saga_of_onboarding(tx, command.onboarding_id).await?,
-        };
+        let existing = repo::saga_by_id_or_onboarding(tx, saga_id, command.onboarding_id).await?;
         if let Some(existing) = existing {
             return self
                 .apply(tx, envelope, existing, Hecho::CreatePartner, now)

@@ -296,15 +296,28 @@ async fn saga_id_by(tx: &mut Tx, column: &str, value: Uuid) -> Result<Option<Uui
         .await)?)
 }
 
-pub async fn saga_exists(tx: &mut Tx, saga_id: Uuid) -> Result<bool, RepoError> {
-    Ok(saga_id_by(tx, "saga_id", saga_id).await?.is_some())
-}
-
 pub async fn saga_of_onboarding(
     tx: &mut Tx,
     onboarding_id: Uuid,
 ) -> Result<Option<Uuid>, RepoError> {
     saga_id_by(tx, "onboarding_id", onboarding_id).await
+}
+
+/// Saga `saga_id` if it exists, else the (most recent) saga of `onboarding_id`: one statement.
+pub async fn saga_by_id_or_onboarding(
+    tx: &mut Tx,
+    saga_id: Option<Uuid>,
+    onboarding_id: Uuid,
+) -> Result<Option<Uuid>, RepoError> {
+    Ok(with_tx!(tx, conn => sqlx::query_scalar(
+        "SELECT saga_id FROM saga WHERE saga_id = $1 OR onboarding_id = $2
+         ORDER BY CASE WHEN saga_id = $1 THEN 0 ELSE 1 END, creada_en DESC, saga_id DESC
+         LIMIT 1",
+    )
+    .bind(saga_id)
+    .bind(onboarding_id)
+    .fetch_optional(conn)
+    .await)?)
 }
 
 pub async fn saga_of_partner(tx: &mut Tx, partner_id: Uuid) -> Result<Option<Uuid>, RepoError> {

@@ -189,11 +189,29 @@ async fn sagas_are_found_by_onboarding_partner_and_contract(db: &Db) {
     stored.saga.contrato_id = Some(Uuid::now_v7());
     insert(db, &stored).await;
     let id = Some(stored.saga.saga_id);
+    let mut other = new_saga();
+    other.saga.creada_en = stored.saga.creada_en + TimeDelta::seconds(1);
+    insert(db, &other).await;
     let mut tx = db.begin().await.unwrap();
-    assert!(repo::saga_exists(&mut tx, stored.saga.saga_id)
-        .await
-        .unwrap());
-    assert!(!repo::saga_exists(&mut tx, Uuid::now_v7()).await.unwrap());
+    // By id first, else by onboarding.
+    assert_eq!(
+        repo::saga_by_id_or_onboarding(&mut tx, id, other.saga.onboarding_id)
+            .await
+            .unwrap(),
+        id
+    );
+    assert_eq!(
+        repo::saga_by_id_or_onboarding(&mut tx, Some(Uuid::now_v7()), stored.saga.onboarding_id)
+            .await
+            .unwrap(),
+        id
+    );
+    assert_eq!(
+        repo::saga_by_id_or_onboarding(&mut tx, None, Uuid::now_v7())
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(
         repo::saga_of_onboarding(&mut tx, stored.saga.onboarding_id)
             .await
