@@ -93,7 +93,8 @@ const SELECT_EVENTS: &str = "SELECT version, tipo, schema_version, data, ocurrid
     FROM contrato_evento WHERE contrato_id = $1 AND version > $2 ORDER BY version";
 
 /// A contract's latest snapshot (`kind` 0, its state in `data`) and the events after it (`kind`
-/// 1), in one statement.
+/// 1), in one statement. Unordered: an `ORDER BY kind` would sort the whole tail in the
+/// database, where [`split`] only puts the (already nearly ordered) events in order.
 const SELECT_SNAPSHOT_AND_TAIL: &str = "WITH s AS (
         SELECT version, schema_version, state FROM contrato_snapshot
         WHERE contrato_id = $1 ORDER BY version DESC LIMIT 1)
@@ -101,8 +102,7 @@ const SELECT_SNAPSHOT_AND_TAIL: &str = "WITH s AS (
     FROM s
     UNION ALL
     SELECT 1, e.version, e.tipo, e.schema_version, e.data, e.ocurrido_en FROM contrato_evento e
-    WHERE e.contrato_id = $1 AND e.version > COALESCE((SELECT version FROM s), 0)
-    ORDER BY kind, version";
+    WHERE e.contrato_id = $1 AND e.version > COALESCE((SELECT version FROM s), 0)";
 
 /// A row of [`SELECT_SNAPSHOT_AND_TAIL`].
 #[derive(Debug, sqlx::FromRow)]
@@ -143,6 +143,7 @@ fn split(id: Uuid, rows: Vec<LoadRow>) -> Result<Contrato, RepoError> {
             }
         }
     }
+    events.sort_by_key(|event| event.version);
     fold(id, snapshot, events)
 }
 
