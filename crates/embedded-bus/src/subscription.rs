@@ -23,10 +23,6 @@ pub(crate) struct EmbeddedSubscription {
     max_attempts: u32,
     ack_wait: Duration,
     wake: Arc<tokio::sync::Notify>,
-    /// The last claim took every delivery that was ready (fewer than it asked for): anything
-    /// published since has left a wake-up, so the next call waits for one instead of claiming
-    /// straight away and finding nothing.
-    drained: bool,
 }
 
 enum Claim {
@@ -67,7 +63,6 @@ impl EmbeddedSubscription {
             max_attempts: options.max_attempts.max(1),
             ack_wait: options.ack_wait,
             wake,
-            drained: false,
         }
     }
 
@@ -303,15 +298,6 @@ impl Subscription for EmbeddedSubscription {
             let notified = self.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if std::mem::take(&mut self.drained) {
-                // Deliveries that become ready without a publish (a retry's delay or a lease
-                // running out) are found by the claim after the wake-up or the poll.
-                tokio::select! {
-                    () = &mut notified => {}
-                    () = tokio::time::sleep(POLL_INTERVAL) => {}
-                }
-                continue;
-            }
             let fast = self.claim_fast(max).await?;
             let claimed = if !fast.is_empty() {
                 Claim::Ready(fast)
@@ -327,8 +313,6 @@ impl Subscription for EmbeddedSubscription {
                     if deliveries.len() >= max {
                         // More may be ready: hand the wake-up on to a sibling consumer.
                         self.wake.notify_one();
-                    } else {
-                        self.drained = true;
                     }
                     return Ok(deliveries);
                 }
