@@ -436,47 +436,6 @@ impl Bus for EmbeddedBus {
     }
 }
 
-/// Stores `envelope` on `topic` and gives every group of the topic a delivery of it. Returns
-/// false when the topic already holds the envelope's id (a duplicate publish is a no-op).
-pub(crate) async fn insert_message(
-    conn: &mut SqliteConnection,
-    topic: &str,
-    envelope: &Envelope,
-    now: i64,
-) -> Result<bool, BusError> {
-    let body = serde_json::to_string(envelope).map_err(|error| {
-        BusError::Unavailable(format!(
-            "envelope {} does not serialize: {error}",
-            envelope.id
-        ))
-    })?;
-    let seq: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO bus_message (topic, event_id, envelope, published_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (topic, event_id) DO NOTHING RETURNING seq",
-    )
-    .bind(topic)
-    .bind(envelope.id.to_string())
-    .bind(body)
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(bus_error)?;
-    let Some(seq) = seq else {
-        return Ok(false);
-    };
-    sqlx::query(
-        "INSERT INTO bus_delivery (group_name, seq, topic, attempts, available_at, in_flight) \
-         SELECT group_name, $1, topic, 0, $2, 0 FROM bus_group WHERE topic = $3",
-    )
-    .bind(seq)
-    .bind(now)
-    .bind(topic)
-    .execute(&mut *conn)
-    .await
-    .map_err(bus_error)?;
-    Ok(true)
-}
-
 /// Stores every envelope of a batch on `topic` and gives every group of the topic a delivery of
 /// each new one: two statements whatever the batch size (the batch travels as one JSON
 /// parameter). Returns whether any was new; ids the topic already holds are skipped.
@@ -541,7 +500,13 @@ pub(crate) async fn insert_dead_letter(
     copy.deadlettertopic = Some(topic.to_owned());
     copy.deadlettererror = Some(error.to_owned());
     copy.deadletterattempts = Some(attempts);
-    insert_message(conn, &dead_letter_topic(group), &copy, now_ms()).await?;
+    insert_messages(
+        conn,
+        &dead_letter_topic(group),
+        std::slice::from_ref(&copy),
+        now_ms(),
+    )
+    .await?;
     Ok(())
 }
 
