@@ -82,7 +82,7 @@ impl EventRow {
     }
 }
 
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 struct SnapshotRow {
     version: i64,
     schema_version: i32,
@@ -230,16 +230,16 @@ pub async fn append(
              SELECT $1, $2, $3, $4, $5, $6
              WHERE (SELECT COALESCE(MAX(version), 0) FROM contrato_evento WHERE contrato_id = $1) = $7",
         )
-            .bind(id)
-            .bind(version)
-            .bind(encoded.tipo)
-            .bind(encoded.schema_version)
-            .bind(encoded.data.to_string())
-            .bind(at)
-            .bind(version - 1)
-            .execute(conn)
-            .await
-            .map(|r| r.rows_affected()));
+        .bind(id)
+        .bind(version)
+        .bind(encoded.tipo)
+        .bind(encoded.schema_version)
+        .bind(encoded.data.to_string())
+        .bind(at)
+        .bind(version - 1)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()));
         match inserted {
             Ok(1) => {}
             Ok(_) => return Err(RepoError::Conflict { expected }),

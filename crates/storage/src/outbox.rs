@@ -3,8 +3,9 @@
 //! Two relays never publish a row at the same time: on PostgreSQL a batch is deleted in a
 //! transaction held open (row locks, `SKIP LOCKED`) while it is published, so replicas skip it
 //! and a relay that dies mid-batch leaves it to the others at once; a SQLite database belongs
-//! to one process, whose relays take turns under the database's relay lock. A row published but not yet deleted when a process
-//! dies is published again with the same event id, which the bus de-duplicates.
+//! to one process, whose relays take turns under the database's relay lock. A row published
+//! but not yet deleted when a process dies is published again with the same event id, which
+//! the bus de-duplicates.
 
 use std::borrow::Borrow;
 use std::future::Future;
@@ -198,9 +199,10 @@ impl Relay {
         Ok(())
     }
 
-    /// A SQLite database belongs to one process, so claims found at start-up were left by a
-    /// previous run of this process that died: release them now instead of waiting out their
-    /// lease. On PostgreSQL other live replicas may hold claims, so leases run their course.
+    /// Relays no longer write claims, so claims found at start-up were left by a run of an
+    /// earlier version that died. A SQLite database belongs to one process: release them now
+    /// instead of waiting out their lease. On PostgreSQL a live replica of that earlier version
+    /// may still hold them, so their leases run their course.
     pub async fn release_orphaned_claims(&self) -> Result<u64, sqlx::Error> {
         match &self.db {
             Db::Sqlite { writer, .. } => Ok(sqlx::query(
