@@ -249,7 +249,7 @@ impl Service {
             let mut next = step.clone();
             next.apply(event, at);
             if let Some((topic, envelope)) = integration_event(&step, &next, event, context) {
-                outbox::append(tx, topic, &envelope).await?;
+                outbox::append(tx, topic, &envelope);
             }
             step = next;
         }
@@ -528,7 +528,7 @@ impl Service {
             },
             context,
         );
-        outbox::append(tx, topic, &envelope).await?;
+        outbox::append(tx, topic, &envelope);
         Ok(())
     }
 

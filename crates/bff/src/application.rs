@@ -133,7 +133,7 @@ impl Service {
         );
         let mut tx = self.db.begin().await?;
         repo::insert_onboarding(&mut tx, &onboarding).await?;
-        outbox::append(&mut tx, CreatePartner::TOPIC, &envelope).await?;
+        outbox::append(&mut tx, CreatePartner::TOPIC, &envelope);
         let tx =
             match idempotency::remember(&self.db, tx, idempotent, || render(&onboarding)).await? {
                 Remembered::Kept(tx) => tx,

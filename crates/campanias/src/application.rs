@@ -199,7 +199,7 @@ impl Service {
     ) -> Result<(), AppError> {
         for event in events {
             let (topic, envelope) = to_envelope(event, context);
-            outbox::append(tx, topic, &envelope).await?;
+            outbox::append(tx, topic, &envelope);
             let cambio = match event {
                 ProgramaEvent::Activado {
                     programa_id,

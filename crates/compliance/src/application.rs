@@ -272,7 +272,7 @@ impl Service {
                     },
                     &context,
                 );
-                outbox::append(tx, topic, &outcome).await?;
+                outbox::append(tx, topic, &outcome);
                 Decision::Aprobado
             }
             Some(rechazo) => {
@@ -286,7 +286,7 @@ impl Service {
                     },
                     &context,
                 );
-                outbox::append(tx, topic, &outcome).await?;
+                outbox::append(tx, topic, &outcome);
                 Decision::Rechazado(rechazo.regla.codigo_fallo())
             }
         };

@@ -191,15 +191,11 @@ fn to_envelope(
     }
 }
 
-async fn append_all(
-    tx: &mut Tx,
-    events: Vec<PartnerEvent>,
-    context: &EnvelopeContext,
-) -> Result<(), sqlx::Error> {
+fn append_all(tx: &mut Tx, events: Vec<PartnerEvent>, context: &EnvelopeContext) {
     let rows = events
         .into_iter()
         .map(|event| to_envelope(event, None, context));
-    outbox::append_all(tx, rows).await
+    outbox::append_all(tx, rows)
 }
 
 impl Service {
@@ -238,7 +234,7 @@ impl Service {
             }
             Err(error) => return Err(error.into()),
         }
-        append_all(&mut tx, vec![event], &EnvelopeContext::default()).await?;
+        append_all(&mut tx, vec![event], &EnvelopeContext::default());
         let tx = match idempotency::remember(&self.db, tx, idempotent, || render(&partner)).await? {
             Remembered::Kept(tx) => tx,
             Remembered::Twin(stored) => return Ok(Written::Replayed(stored)),
@@ -284,7 +280,7 @@ impl Service {
             return Ok(());
         }
         repo::update_partner(&mut tx, partner).await?;
-        append_all(&mut tx, events, &EnvelopeContext::default()).await?;
+        append_all(&mut tx, events, &EnvelopeContext::default());
         self.commit(tx).await
     }
 
@@ -339,7 +335,7 @@ impl Service {
             .cloned()
             .ok_or(AppError::IntegracionNotFound)?;
         repo::update_partner(&mut tx, &partner).await?;
-        append_all(&mut tx, vec![event], &EnvelopeContext::default()).await?;
+        append_all(&mut tx, vec![event], &EnvelopeContext::default());
         let remembered =
             idempotency::remember(&self.db, tx, idempotent, || render(&integracion)).await?;
         let tx = match remembered {
@@ -435,7 +431,7 @@ impl Service {
                 continue;
             }
             let (topic, created) = to_envelope(event, command.terminos.clone(), &context);
-            outbox::append(tx, topic, &created).await?;
+            outbox::append(tx, topic, &created);
             return Ok(CommandOutcome::Created(partner.id()));
         }
         Err(AppError::Contention)
@@ -471,7 +467,7 @@ impl Service {
                 }
             }
         };
-        append_all(tx, vec![event], &context).await?;
+        append_all(tx, vec![event], &context);
         Ok(true)
     }
 }
@@ -492,7 +488,7 @@ async fn fail(
         },
         context,
     );
-    outbox::append(tx, topic, &envelope).await?;
+    outbox::append(tx, topic, &envelope);
     Ok(CommandOutcome::Failed(error_code))
 }
 

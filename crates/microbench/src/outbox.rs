@@ -140,7 +140,7 @@ async fn measure(
     for chunk in envelopes.chunks(options.batch) {
         let mut tx = db.begin().await?;
         for envelope in chunk {
-            outbox::append(&mut tx, TOPIC, envelope).await?;
+            outbox::append(&mut tx, TOPIC, envelope);
         }
         tx.commit().await?;
     }

@@ -293,7 +293,7 @@ impl Service {
             }
         }
         repo::append_log(tx, &stored.saga, &plan.log).await?;
-        outbox::append_all(tx, plan.outbox).await?;
+        outbox::append_all(tx, plan.outbox);
         Ok(())
     }
 

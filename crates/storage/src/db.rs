@@ -46,9 +46,10 @@ pub struct Tx {
     pub conn: TxConn,
     /// Event ids whose inbox rows a batch inserted up front (see `inbox::first_delivery`).
     pub(crate) inbox: Option<crate::inbox::Prechecked>,
-    /// Whether this transaction appended outbox rows, i.e. whether its commit has anything
-    /// for the relay (see `outbox::commit_and_wake`).
-    pub(crate) outbox_appended: bool,
+    /// Outbox rows appended and not yet written (`[bare hex event id, topic, envelope]`):
+    /// `commit` writes them all in one statement (`outbox::flush`). Non-empty means the commit
+    /// has something for the relay (see `outbox::commit_and_wake`).
+    pub(crate) outbox: Vec<(String, String, String)>,
 }
 
 #[doc(hidden)]
@@ -134,7 +135,7 @@ impl Db {
         Ok(Tx {
             conn,
             inbox: None,
-            outbox_appended: false,
+            outbox: Vec::new(),
         })
     }
 
@@ -156,7 +157,9 @@ impl Db {
 }
 
 impl Tx {
-    pub async fn commit(self) -> Result<(), StorageError> {
+    /// Writes the outbox rows appended so far, then commits.
+    pub async fn commit(mut self) -> Result<(), StorageError> {
+        crate::outbox::flush(&mut self).await?;
         match self.conn {
             TxConn::Sqlite(tx) => tx.commit().await?,
             TxConn::Postgres(tx) => tx.commit().await?,

@@ -19,34 +19,53 @@ use tokio::sync::Notify;
 use crate::db::{Db, StorageError, Tx};
 
 /// Appends `envelope` to the outbox inside `tx`, to be published on `topic` once `tx` commits.
-pub async fn append(tx: &mut Tx, topic: &str, envelope: &Envelope) -> Result<(), sqlx::Error> {
+/// The row is written when `tx` commits, together with every other row the transaction
+/// appended, in one statement: a batch of messages handled in one transaction costs one outbox
+/// insert, not one per event.
+pub fn append(tx: &mut Tx, topic: &str, envelope: &Envelope) {
     let body = serde_json::to_string(envelope).expect("envelopes serialize to JSON");
-    crate::with_tx!(tx, conn => sqlx::query(
-        "INSERT INTO outbox (event_id, topic, envelope, created_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(envelope.id)
-    .bind(topic)
-    .bind(body)
-    .bind(kernel::now())
-    .execute(conn)
-    .await
-    .map(|r| r.rows_affected()))?;
-    tx.outbox_appended = true;
-    Ok(())
+    tx.outbox
+        .push((envelope.id.simple().to_string(), topic.to_owned(), body));
 }
 
 /// Appends each `(topic, envelope)` to the outbox inside `tx`, in order.
-pub async fn append_all<T, E>(
-    tx: &mut Tx,
-    rows: impl IntoIterator<Item = (T, E)>,
-) -> Result<(), sqlx::Error>
+pub fn append_all<T, E>(tx: &mut Tx, rows: impl IntoIterator<Item = (T, E)>)
 where
     T: AsRef<str>,
     E: Borrow<Envelope>,
 {
     for (topic, envelope) in rows {
-        append(tx, topic.as_ref(), envelope.borrow()).await?;
+        append(tx, topic.as_ref(), envelope.borrow());
     }
+}
+
+/// Writes the rows `append` gathered in `tx`, in the order they were appended (the relay
+/// publishes by `outbox_id`), as one statement. Called by `Tx::commit` just before it commits.
+pub(crate) async fn flush(tx: &mut Tx) -> Result<(), sqlx::Error> {
+    if tx.outbox.is_empty() {
+        return Ok(());
+    }
+    // `[[bare hex id, topic, envelope], …]`: SQLite stores ids as 16-byte blobs (`unhex`),
+    // PostgreSQL parses the hex as a uuid.
+    let rows = serde_json::to_string(&tx.outbox).expect("strings serialize to JSON");
+    let sql = match tx.backend() {
+        crate::Backend::Sqlite => {
+            "INSERT INTO outbox (event_id, topic, envelope, created_at)
+             SELECT unhex(value ->> 0), value ->> 1, value ->> 2, $1 FROM json_each($2) ORDER BY key"
+        }
+        crate::Backend::Postgres => {
+            "INSERT INTO outbox (event_id, topic, envelope, created_at)
+             SELECT (value ->> 0)::uuid, value ->> 1, value ->> 2, $1
+             FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS r (value, n) ORDER BY n"
+        }
+    };
+    crate::with_tx!(&mut *tx, conn => sqlx::query(sql)
+        .bind(kernel::now())
+        .bind(rows)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    tx.outbox.clear();
     Ok(())
 }
 
@@ -54,7 +73,7 @@ where
 /// at once instead of at the relay's next poll. (A commit with nothing to publish does not send
 /// the relay looking.)
 pub async fn commit_and_wake(tx: Tx, relay: &Notify) -> Result<(), StorageError> {
-    let appended = tx.outbox_appended;
+    let appended = !tx.outbox.is_empty();
     tx.commit().await?;
     if appended {
         relay.notify_one();
