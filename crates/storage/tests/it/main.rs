@@ -41,6 +41,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     migrations_run_once_and_again_is_a_no_op,
     the_relay_publishes_committed_rows_in_order_and_empties_the_outbox,
+    envelopes_leave_the_outbox_exactly_as_appended_in_append_order,
     rolled_back_outbox_rows_are_never_published,
     concurrent_relays_never_publish_a_row_twice,
     a_failed_publish_leaves_the_rows_for_a_retry,

@@ -128,6 +128,68 @@ pub async fn the_relay_publishes_committed_rows_in_order_and_empties_the_outbox(
     assert_eq!(outbox::backlog(&db).await.unwrap(), 0);
 }
 
+/// A note whose text needs escaping at every level the outbox row passes through (the JSON
+/// list `commit` writes the rows with, then the row's own JSON).
+#[derive(Debug, Serialize, Deserialize)]
+struct Nota {
+    texto: String,
+}
+
+impl kernel::IntegrationEvent for Nota {
+    const TYPE: &'static str = "Nota";
+    const TOPIC: &'static str = "notas";
+    const VERSION: u32 = 1;
+
+    fn subject(&self) -> String {
+        self.texto.clone()
+    }
+}
+
+pub async fn envelopes_leave_the_outbox_exactly_as_appended_in_append_order(db: Db) {
+    let nota = |texto: &str| {
+        Envelope::wrap(
+            "test",
+            &Nota {
+                texto: texto.to_owned(),
+            },
+            EnvelopeContext {
+                traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+                ..EnvelopeContext::default()
+            },
+        )
+    };
+    let rows = vec![
+        (
+            "notas",
+            nota("comillas \"dobles\", barra \\ y salto\nde línea"),
+        ),
+        ("pings", ping(7)),
+        ("notas", nota("ñandú, 東京, 🦙, \u{0001} y \t")),
+        ("notas", nota("")),
+    ];
+    let mut tx = db.begin().await.unwrap();
+    outbox::append_all(
+        &mut tx,
+        rows.iter().map(|(topic, envelope)| (*topic, envelope)),
+    );
+    tx.commit().await.unwrap();
+
+    let bus = Arc::new(RecordingBus::default());
+    assert_eq!(
+        Relay::new(db.clone(), bus.clone())
+            .relay_once()
+            .await
+            .unwrap(),
+        4
+    );
+    let published: Vec<(String, Envelope)> = bus.published.lock().unwrap().clone();
+    let expected: Vec<(String, Envelope)> = rows
+        .into_iter()
+        .map(|(topic, envelope)| (topic.to_owned(), envelope))
+        .collect();
+    assert_eq!(published, expected);
+}
+
 pub async fn rolled_back_outbox_rows_are_never_published(db: Db) {
     let mut tx = db.begin().await.unwrap();
     outbox::append(&mut tx, "pings", &ping(1));
