@@ -25,6 +25,12 @@ pub enum Backend {
     Postgres,
 }
 
+/// How a SQLite write transaction starts. IMMEDIATE takes the write lock up front: a deferred
+/// transaction that reads, then writes, fails at once if another connection wrote in between.
+/// The pragma (in the same round trip) makes the commit synced to disk whatever an earlier
+/// statement on the connection set: the outbox relay deletes published rows unsynced.
+const BEGIN_SQLITE: &str = "PRAGMA synchronous = FULL; BEGIN IMMEDIATE";
+
 /// A service's database.
 #[derive(Debug, Clone)]
 pub enum Db {
@@ -125,11 +131,7 @@ impl Db {
     /// Opens a write transaction. On SQLite it waits for the single writer connection.
     pub async fn begin(&self) -> Result<Tx, StorageError> {
         let conn = match self {
-            // IMMEDIATE takes the write lock up front: a deferred transaction that reads, then
-            // writes, fails at once if another connection wrote in between.
-            Db::Sqlite { writer, .. } => {
-                TxConn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
-            }
+            Db::Sqlite { writer, .. } => TxConn::Sqlite(writer.begin_with(BEGIN_SQLITE).await?),
             Db::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
         };
         Ok(Tx {

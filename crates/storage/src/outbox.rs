@@ -169,10 +169,27 @@ impl Relay {
         }
         self.publish(&rows).await?;
         let ids: Vec<i64> = rows.iter().map(|(outbox_id, _, _)| *outbox_id).collect();
-        sqlx::query("DELETE FROM outbox WHERE outbox_id IN (SELECT value FROM json_each($1))")
-            .bind(serde_json::to_string(&ids).expect("integers serialize to JSON"))
-            .execute(writer)
-            .await?;
+        let mut conn = writer.acquire().await?;
+        // The delete is not synced to disk: should the machine lose power before a later
+        // commit syncs the log, the rows come back and are published again under the same
+        // event ids, which the bus drops as duplicates. What must be durable, the publish, the
+        // bus synced before it returned. One round trip for the three statements.
+        let deleted = sqlx::query(
+            "PRAGMA synchronous = NORMAL;
+             DELETE FROM outbox WHERE outbox_id IN (SELECT value FROM json_each($1));
+             PRAGMA synchronous = FULL",
+        )
+        .bind(serde_json::to_string(&ids).expect("integers serialize to JSON"))
+        .execute(&mut *conn)
+        .await;
+        if deleted.is_err() {
+            // The last pragma may not have run: leave the connection synced for whatever
+            // writes through it next outside a transaction (transactions set it themselves).
+            sqlx::query("PRAGMA synchronous = FULL")
+                .execute(&mut *conn)
+                .await?;
+        }
+        deleted?;
         Ok(rows.len())
     }
 
@@ -190,7 +207,13 @@ impl Relay {
         if !rows.is_empty() {
             // The statement returns rows in no particular order; publish them oldest first.
             rows.sort_by_key(|(outbox_id, _, _)| *outbox_id);
-            self.publish(&rows).await?;
+            if let Err(error) = self.publish(&rows).await {
+                // Rolled back here, not when the pooled connection is next used: until then
+                // the rows stay locked, and the next attempt (on another connection) would
+                // skip them.
+                tx.rollback().await?;
+                return Err(error);
+            }
         }
         tx.commit().await?;
         Ok(rows.len())

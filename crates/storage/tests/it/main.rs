@@ -11,6 +11,20 @@ const SCHEMA: Schema = Schema {
     migrations: &[],
 };
 
+/// What only SQLite has: the relay's unsynced delete.
+mod sqlite_only {
+    use testkit::db::TestDb;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_is_synced_again_after_the_relay_and_in_every_transaction() {
+        let test_db = TestDb::sqlite(crate::SCHEMA).await;
+        crate::suite::the_writer_is_synced_again_after_the_relay_and_in_every_transaction(
+            test_db.db.clone(),
+        )
+        .await;
+    }
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite_backend {

@@ -467,3 +467,42 @@ pub async fn orphaned_claims_are_released_at_start_only_where_one_process_owns_t
         }
     }
 }
+
+/// SQLite only. The relay deletes published rows unsynced (a lost delete only republishes rows
+/// the bus then drops as duplicates); the writer connection must be synced again afterwards,
+/// and a transaction commits synced whatever the connection was left at.
+pub async fn the_writer_is_synced_again_after_the_relay_and_in_every_transaction(db: Db) {
+    let synchronous = |db: Db| async move {
+        let level: i64 = storage::with_db!(&db, conn => sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(conn)
+            .await)
+        .unwrap();
+        level
+    };
+    const FULL: i64 = 2;
+    append_committed(&db, &[ping(1)]).await;
+    let bus = Arc::new(RecordingBus::default());
+    assert_eq!(Relay::new(db.clone(), bus).relay_once().await.unwrap(), 1);
+    assert_eq!(outbox::backlog(&db).await.unwrap(), 0);
+    assert_eq!(
+        synchronous(db.clone()).await,
+        FULL,
+        "after the relay's delete"
+    );
+
+    storage::with_db!(&db, conn => sqlx::query("PRAGMA synchronous = NORMAL")
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))
+    .unwrap();
+    let mut tx = db.begin().await.unwrap();
+    let level: i64 = storage::with_tx!(&mut tx, conn => sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(conn)
+        .await)
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        level, FULL,
+        "inside a transaction begun on a connection left unsynced"
+    );
+}
