@@ -52,10 +52,10 @@ pub struct Tx {
     pub conn: TxConn,
     /// Event ids whose inbox rows a batch inserted up front (see `inbox::first_delivery`).
     pub(crate) inbox: Option<crate::inbox::Prechecked>,
-    /// Outbox rows appended and not yet written (`[bare hex event id, topic, envelope]`):
-    /// `commit` writes them all in one statement (`outbox::flush`). Non-empty means the commit
-    /// has something for the relay (see `outbox::commit_and_wake`).
-    pub(crate) outbox: Vec<(String, String, String)>,
+    /// Outbox rows appended and not yet written (event id, topic, envelope): `commit` writes
+    /// them all in one statement (`outbox::flush`). Non-empty means the commit has something
+    /// for the relay (see `outbox::commit_and_wake`).
+    pub(crate) outbox: Vec<(uuid::Uuid, String, String)>,
 }
 
 #[doc(hidden)]

@@ -24,8 +24,7 @@ use crate::db::{Db, StorageError, Tx};
 /// insert, not one per event.
 pub fn append(tx: &mut Tx, topic: &str, envelope: &Envelope) {
     let body = serde_json::to_string(envelope).expect("envelopes serialize to JSON");
-    tx.outbox
-        .push((envelope.id.simple().to_string(), topic.to_owned(), body));
+    tx.outbox.push((envelope.id, topic.to_owned(), body));
 }
 
 /// Appends each `(topic, envelope)` to the outbox inside `tx`, in order.
@@ -42,30 +41,52 @@ where
 /// Writes the rows `append` gathered in `tx`, in the order they were appended (the relay
 /// publishes by `outbox_id`), as one statement. Called by `Tx::commit` just before it commits.
 pub(crate) async fn flush(tx: &mut Tx) -> Result<(), sqlx::Error> {
-    if tx.outbox.is_empty() {
-        return Ok(());
+    let rows = std::mem::take(&mut tx.outbox);
+    match rows.as_slice() {
+        [] => {}
+        // Most transactions append one row (an HTTP command, a lone message): bound as is,
+        // without the JSON list's encoding and parsing.
+        [(event_id, topic, body)] => {
+            crate::with_tx!(&mut *tx, conn => sqlx::query(
+                "INSERT INTO outbox (event_id, topic, envelope, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(event_id)
+            .bind(topic)
+            .bind(body)
+            .bind(kernel::now())
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected()))?;
+        }
+        _ => {
+            // `[[bare hex id, topic, envelope], …]`: SQLite stores ids as 16-byte blobs
+            // (`unhex`), PostgreSQL parses the hex as a uuid.
+            let list: Vec<(String, &str, &str)> = rows
+                .iter()
+                .map(|(id, topic, body)| (id.simple().to_string(), topic.as_str(), body.as_str()))
+                .collect();
+            let list = serde_json::to_string(&list).expect("strings serialize to JSON");
+            let sql = match tx.backend() {
+                crate::Backend::Sqlite => {
+                    "INSERT INTO outbox (event_id, topic, envelope, created_at)
+                     SELECT unhex(value ->> 0), value ->> 1, value ->> 2, $1
+                     FROM json_each($2) ORDER BY key"
+                }
+                crate::Backend::Postgres => {
+                    "INSERT INTO outbox (event_id, topic, envelope, created_at)
+                     SELECT (value ->> 0)::uuid, value ->> 1, value ->> 2, $1
+                     FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS r (value, n)
+                     ORDER BY n"
+                }
+            };
+            crate::with_tx!(&mut *tx, conn => sqlx::query(sql)
+                .bind(kernel::now())
+                .bind(list)
+                .execute(conn)
+                .await
+                .map(|r| r.rows_affected()))?;
+        }
     }
-    // `[[bare hex id, topic, envelope], …]`: SQLite stores ids as 16-byte blobs (`unhex`),
-    // PostgreSQL parses the hex as a uuid.
-    let rows = serde_json::to_string(&tx.outbox).expect("strings serialize to JSON");
-    let sql = match tx.backend() {
-        crate::Backend::Sqlite => {
-            "INSERT INTO outbox (event_id, topic, envelope, created_at)
-             SELECT unhex(value ->> 0), value ->> 1, value ->> 2, $1 FROM json_each($2) ORDER BY key"
-        }
-        crate::Backend::Postgres => {
-            "INSERT INTO outbox (event_id, topic, envelope, created_at)
-             SELECT (value ->> 0)::uuid, value ->> 1, value ->> 2, $1
-             FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS r (value, n) ORDER BY n"
-        }
-    };
-    crate::with_tx!(&mut *tx, conn => sqlx::query(sql)
-        .bind(kernel::now())
-        .bind(rows)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected()))?;
-    tx.outbox.clear();
     Ok(())
 }
 

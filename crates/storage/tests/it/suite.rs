@@ -167,12 +167,19 @@ pub async fn envelopes_leave_the_outbox_exactly_as_appended_in_append_order(db: 
         ("notas", nota("ñandú, 東京, 🦙, \u{0001} y \t")),
         ("notas", nota("")),
     ];
+    // Several rows in one transaction go as one list; a lone row is bound as it is.
     let mut tx = db.begin().await.unwrap();
     outbox::append_all(
         &mut tx,
         rows.iter().map(|(topic, envelope)| (*topic, envelope)),
     );
     tx.commit().await.unwrap();
+    let lone = ("notas", nota("sola: \"comillas\" y ñ"));
+    let mut tx = db.begin().await.unwrap();
+    outbox::append(&mut tx, lone.0, &lone.1);
+    tx.commit().await.unwrap();
+    let mut rows = rows;
+    rows.push(lone);
 
     let bus = Arc::new(RecordingBus::default());
     assert_eq!(
@@ -180,7 +187,7 @@ pub async fn envelopes_leave_the_outbox_exactly_as_appended_in_append_order(db: 
             .relay_once()
             .await
             .unwrap(),
-        4
+        5
     );
     let published: Vec<(String, Envelope)> = bus.published.lock().unwrap().clone();
     let expected: Vec<(String, Envelope)> = rows
