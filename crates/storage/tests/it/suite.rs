@@ -128,37 +128,18 @@ pub async fn the_relay_publishes_committed_rows_in_order_and_empties_the_outbox(
     assert_eq!(outbox::backlog(&db).await.unwrap(), 0);
 }
 
-/// A note whose text needs escaping at every level the outbox row passes through (the JSON
-/// list `commit` writes the rows with, then the row's own JSON).
-#[derive(Debug, Serialize, Deserialize)]
-struct Nota {
-    texto: String,
-}
-
-impl kernel::IntegrationEvent for Nota {
-    const TYPE: &'static str = "Nota";
-    const TOPIC: &'static str = "notas";
-    const VERSION: u32 = 1;
-
-    fn subject(&self) -> String {
-        self.texto.clone()
-    }
-}
-
 pub async fn envelopes_leave_the_outbox_exactly_as_appended_in_append_order(db: Db) {
+    // A text that needs escaping at every level the row passes through (the JSON list `commit`
+    // writes several rows with, then the envelope's own JSON), in the subject and the data.
     let nota = |texto: &str| {
-        Envelope::wrap(
-            "test",
-            &Nota {
-                texto: texto.to_owned(),
-            },
-            EnvelopeContext {
-                traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
-                ..EnvelopeContext::default()
-            },
-        )
+        let mut envelope = ping(0);
+        envelope.subject = texto.to_owned();
+        envelope.data = serde_json::json!({ "texto": texto });
+        envelope.traceparent =
+            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into());
+        envelope
     };
-    let rows = vec![
+    let mut rows = vec![
         (
             "notas",
             nota("comillas \"dobles\", barra \\ y salto\nde línea"),
@@ -178,7 +159,6 @@ pub async fn envelopes_leave_the_outbox_exactly_as_appended_in_append_order(db: 
     let mut tx = db.begin().await.unwrap();
     outbox::append(&mut tx, lone.0, &lone.1);
     tx.commit().await.unwrap();
-    let mut rows = rows;
     rows.push(lone);
 
     let bus = Arc::new(RecordingBus::default());
