@@ -5,10 +5,14 @@
 //! batch. One commit (one disk sync) per batch instead of per message is what lets a consumer
 //! keep up with a backlog.
 //!
-//! A batch is all or nothing: should any message fail, the transaction is rolled back and every
-//! message of the batch is handled again alone, so one early or failing message only costs its
-//! batch a second pass and never holds back, or takes effect for, the others.
+//! A batch is all or nothing: should a message fail, the transaction is rolled back and the
+//! batch is applied again without it, and the failed message is then handled alone (by then what
+//! the rest of its batch wrote is committed, which may be what it was waiting for). One early or
+//! failing message thus costs its batch a second transaction, never one per message, and never
+//! holds back, or takes effect for, the others. A batch that keeps failing, or fails outside any
+//! message (its begin or commit), goes one message per transaction.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -34,6 +38,28 @@ pub struct Transactional<H> {
     also_wake: Vec<Arc<Notify>>,
     inbox_group: Option<String>,
     handler: H,
+    committed: AtomicU64,
+    rolled_back: AtomicU64,
+}
+
+/// Transactions a [`Transactional`] has committed and rolled back since it was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxCounts {
+    pub committed: u64,
+    pub rolled_back: u64,
+}
+
+/// How many messages of one batch may fail before the rest goes one by one: each failure costs
+/// a rolled-back transaction, so a batch that fails throughout (its database is failing) gives
+/// up on batching early.
+const MAX_BATCH_FAILURES: usize = 3;
+
+/// Why a transaction did not commit.
+enum Failed {
+    /// The message at this position of the batch failed; the others may be fine.
+    Message(usize, HandlerError),
+    /// The transaction itself failed (begin, inbox, commit): no message is to blame.
+    Transaction(HandlerError),
 }
 
 impl<H: TxHandler> Transactional<H> {
@@ -46,6 +72,8 @@ impl<H: TxHandler> Transactional<H> {
             also_wake: Vec::new(),
             inbox_group: None,
             handler,
+            committed: AtomicU64::new(0),
+            rolled_back: AtomicU64::new(0),
         }
     }
 
@@ -64,45 +92,92 @@ impl<H: TxHandler> Transactional<H> {
         self
     }
 
-    async fn apply_all(&self, envelopes: &[&Envelope]) -> Result<(), HandlerError> {
-        let mut tx = self.db.begin().await.map_err(transient)?;
+    /// Transactions committed and rolled back so far.
+    pub fn counts(&self) -> TxCounts {
+        TxCounts {
+            committed: self.committed.load(Ordering::Relaxed),
+            rolled_back: self.rolled_back.load(Ordering::Relaxed),
+        }
+    }
+
+    async fn apply_all(&self, envelopes: &[&Envelope]) -> Result<(), Failed> {
+        let mut tx = self
+            .db
+            .begin()
+            .await
+            .map_err(|error| Failed::Transaction(transient(error)))?;
         if let (Some(group), true) = (&self.inbox_group, envelopes.len() > 1) {
             let ids: Vec<_> = envelopes.iter().map(|envelope| envelope.id).collect();
-            inbox::precheck(&mut tx, group, &ids)
-                .await
-                .map_err(transient)?;
+            if let Err(error) = inbox::precheck(&mut tx, group, &ids).await {
+                self.roll_back(tx).await;
+                return Err(Failed::Transaction(transient(error)));
+            }
         }
-        for envelope in envelopes {
-            self.handler.apply(&mut tx, envelope).await?;
+        for (at, envelope) in envelopes.iter().enumerate() {
+            if let Err(error) = self.handler.apply(&mut tx, envelope).await {
+                self.roll_back(tx).await;
+                return Err(Failed::Message(at, error));
+            }
         }
-        outbox::commit_and_wake(tx, &self.relay)
-            .await
-            .map_err(transient)?;
+        if let Err(error) = outbox::commit_and_wake(tx, &self.relay).await {
+            self.rolled_back.fetch_add(1, Ordering::Relaxed);
+            return Err(Failed::Transaction(transient(error)));
+        }
+        self.committed.fetch_add(1, Ordering::Relaxed);
         for worker in &self.also_wake {
             worker.notify_one();
         }
         Ok(())
+    }
+
+    async fn roll_back(&self, tx: Tx) {
+        self.rolled_back.fetch_add(1, Ordering::Relaxed);
+        if let Err(error) = tx.rollback().await {
+            // The connection is then broken and leaves its pool; its rollback is the server's.
+            tracing::debug!(%error, "rollback failed");
+        }
+    }
+
+    /// One message in its own transaction.
+    async fn apply_one(&self, envelope: &Envelope) -> Result<(), HandlerError> {
+        self.apply_all(&[envelope])
+            .await
+            .map_err(|failed| match failed {
+                Failed::Message(_, error) | Failed::Transaction(error) => error,
+            })
     }
 }
 
 #[async_trait]
 impl<H: TxHandler> MessageHandler for Transactional<H> {
     async fn handle(&self, envelope: &Envelope) -> Result<(), HandlerError> {
-        self.apply_all(&[envelope]).await
+        self.apply_one(envelope).await
     }
 
     async fn handle_batch(&self, envelopes: &[&Envelope]) -> Vec<Result<(), HandlerError>> {
-        if envelopes.len() > 1 {
-            match self.apply_all(envelopes).await {
-                Ok(()) => return envelopes.iter().map(|_| Ok(())).collect(),
-                Err(error) => {
-                    tracing::debug!(size = envelopes.len(), %error, "batch failed; handling its messages one by one");
+        // Every position ends either in a committed batch or among those handled alone.
+        let mut results: Vec<Result<(), HandlerError>> = envelopes.iter().map(|_| Ok(())).collect();
+        // Positions still to apply together, and those to handle alone afterwards, in order.
+        let mut together: Vec<usize> = (0..envelopes.len()).collect();
+        let mut alone = Vec::new();
+        while together.len() > 1 {
+            let batch: Vec<&Envelope> = together.iter().map(|&i| envelopes[i]).collect();
+            match self.apply_all(&batch).await {
+                Ok(()) => together.clear(),
+                Err(Failed::Message(at, error)) if alone.len() < MAX_BATCH_FAILURES => {
+                    tracing::debug!(size = batch.len(), %error, "a message failed its batch; applying the batch without it");
+                    alone.push(together.remove(at));
+                }
+                Err(Failed::Message(_, error) | Failed::Transaction(error)) => {
+                    tracing::debug!(size = batch.len(), %error, "batch failed; handling its messages one by one");
+                    alone.append(&mut together);
                 }
             }
         }
-        let mut results = Vec::with_capacity(envelopes.len());
-        for envelope in envelopes {
-            results.push(self.handle(envelope).await);
+        alone.append(&mut together);
+        alone.sort_unstable();
+        for i in alone {
+            results[i] = self.apply_one(envelopes[i]).await;
         }
         results
     }

@@ -169,6 +169,17 @@ impl Tx {
         Ok(())
     }
 
+    /// Rolls back at once. Dropping a `Tx` also rolls back, but a pooled PostgreSQL connection
+    /// only sends the rollback when it is next used, and until then its row locks stand in the
+    /// way of a retry on another connection.
+    pub async fn rollback(self) -> Result<(), StorageError> {
+        match self.conn {
+            TxConn::Sqlite(tx) => tx.rollback().await?,
+            TxConn::Postgres(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+
     pub fn backend(&self) -> Backend {
         match self.conn {
             TxConn::Sqlite(_) => Backend::Sqlite,

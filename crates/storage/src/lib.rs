@@ -11,7 +11,7 @@ mod migrate;
 pub mod outbox;
 mod repo;
 
-pub use consume::{Transactional, TxHandler};
+pub use consume::{Transactional, TxCounts, TxHandler};
 pub use db::{is_unavailable, is_unique_violation, Backend, Db, StorageError, Tx, TxConn};
 pub use migrate::{migrate, Migration};
 pub use repo::RepoError;

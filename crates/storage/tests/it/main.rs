@@ -63,7 +63,7 @@ on_both_backends!(
     the_inbox_admits_an_event_once_per_group,
     an_inbox_row_rolls_back_with_the_effects,
     a_batch_inserts_its_inbox_rows_up_front,
-    a_batch_commits_together_or_its_messages_go_one_by_one,
+    a_batch_commits_together_and_a_failing_message_goes_alone,
     idempotency_responses_are_stored_and_a_twin_key_conflicts,
     orphaned_claims_are_released_at_start_only_where_one_process_owns_the_db,
 );

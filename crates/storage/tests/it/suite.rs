@@ -369,7 +369,7 @@ impl storage::TxHandler for EvenOnly {
     }
 }
 
-pub async fn a_batch_commits_together_or_its_messages_go_one_by_one(db: Db) {
+pub async fn a_batch_commits_together_and_a_failing_message_goes_alone(db: Db) {
     use kernel::MessageHandler;
     let handler = storage::Transactional::new(
         db.clone(),
@@ -401,6 +401,39 @@ pub async fn a_batch_commits_together_or_its_messages_go_one_by_one(db: Db) {
     assert!(
         !inbox::contains(&db, "even", one.id).await.unwrap(),
         "a refused message leaves no inbox row, so its redelivery is handled"
+    );
+    assert_eq!(
+        handler.counts(),
+        storage::TxCounts {
+            committed: 2,
+            rolled_back: 4
+        },
+        "the first batch, then [4 1 2 3]: rolled back at 1, again at 3, [4 2] committed, 1 and 3 alone"
+    );
+
+    // One failure in a larger batch costs one more transaction, not one per message.
+    let evens: Vec<Envelope> = (10..16).map(|n| ping(2 * n)).collect();
+    let five = ping(5);
+    let mut batch: Vec<&Envelope> = evens.iter().collect();
+    batch.insert(2, &five);
+    let results = handler.handle_batch(&batch).await;
+    assert_eq!(
+        results.iter().filter(|result| result.is_ok()).count(),
+        6,
+        "{results:?}"
+    );
+    assert!(
+        matches!(results[2], Err(kernel::HandlerError::Early(_))),
+        "{results:?}"
+    );
+    assert_eq!(outbox::backlog(&db).await.unwrap(), 9);
+    assert_eq!(
+        handler.counts(),
+        storage::TxCounts {
+            committed: 3,
+            rolled_back: 6
+        },
+        "the batch rolled back once, committed without 5, and 5 alone rolled back"
     );
 }
 
