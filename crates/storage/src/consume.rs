@@ -8,9 +8,10 @@
 //! A batch is all or nothing: should a message fail, the transaction is rolled back and the
 //! batch is applied again without it, and the failed message is then handled alone (by then what
 //! the rest of its batch wrote is committed, which may be what it was waiting for). One early or
-//! failing message thus costs its batch a second transaction, never one per message, and never
-//! holds back, or takes effect for, the others. A batch that keeps failing, or fails outside any
-//! message (its begin or commit), goes one message per transaction.
+//! failing message thus costs a retry of the rest and its own transaction, never one transaction
+//! per message of the batch, and never holds back, or takes effect for, the others. A batch that
+//! keeps failing, or fails outside any message (its begin or commit), goes one message per
+//! transaction.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
