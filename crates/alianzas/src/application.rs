@@ -453,17 +453,19 @@ impl Service {
         if !inbox::first_delivery(tx, SERVICE, envelope.id).await? {
             return Ok(Outcome::Duplicate);
         }
-        if let Some(existing) = repo::contrato_of_partner(tx, partner.partner_id).await? {
-            return Ok(Outcome::AlreadyCreated(existing));
-        }
-        let context = EnvelopeContext::caused_by(envelope);
         let tipo_partner = TipoPartner::parse(&partner.tipo).unwrap_or_else(|_| {
             tracing::warn!(tipo = %partner.tipo, "unknown partner kind; using the AFILIADO template");
             TipoPartner::Afiliado
         });
         // Read through `tx`: a second pool connection while the transaction holds one could
         // wait for ever on an exhausted pool.
-        let plantilla = match repo::find_plantilla_in(tx, tipo_partner).await? {
+        let (existing, plantilla) =
+            repo::contrato_y_plantilla_in(tx, partner.partner_id, tipo_partner).await?;
+        if let Some(existing) = existing {
+            return Ok(Outcome::AlreadyCreated(existing));
+        }
+        let context = EnvelopeContext::caused_by(envelope);
+        let plantilla = match plantilla {
             Some(plantilla) => plantilla,
             None => plantillas_por_defecto()
                 .into_iter()

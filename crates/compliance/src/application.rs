@@ -215,15 +215,15 @@ impl Service {
         if !inbox::first_delivery(tx, SERVICE, envelope.id).await? {
             return Ok(Decision::Duplicado);
         }
-        if repo::find_evaluation_tx(tx, event.contrato_id)
-            .await?
-            .is_some()
-        {
+        let antecedentes = repo::antecedentes_tx(tx, event.contrato_id, event.partner_id).await?;
+        if antecedentes.decidido {
             return Ok(Decision::YaDecidido);
         }
-        let reglas = repo::load_rules_tx(tx).await?;
-        let partner = repo::find_known_partner_tx(tx, event.partner_id).await?;
-        let veredicto = evaluar(&contrato, partner.as_ref(), &reglas);
+        let veredicto = evaluar(
+            &contrato,
+            antecedentes.partner.as_ref(),
+            &antecedentes.reglas,
+        );
         let now = kernel::now();
         if veredicto.espera_al_partner() {
             let age = now - envelope.time;

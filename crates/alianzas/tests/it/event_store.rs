@@ -337,7 +337,30 @@ async fn templates_are_seeded_once_and_kept_after_an_edit(db: &Db) {
         repo::find_plantilla(db, TipoPartner::Influencer)
             .await
             .unwrap(),
-        Some(edited)
+        Some(edited.clone())
+    );
+    // What creating a partner's contract reads: its link (none yet) and its kind's template,
+    // the operator's edit included (no terms: NULL conditions).
+    let partner = kernel::new_id();
+    let mut tx = db.begin().await.unwrap();
+    assert_eq!(
+        repo::contrato_y_plantilla_in(&mut tx, partner, TipoPartner::Influencer)
+            .await
+            .unwrap(),
+        (None, Some(edited))
+    );
+    let contrato = kernel::new_id();
+    repo::link_partner(&mut tx, partner, contrato)
+        .await
+        .unwrap();
+    let (existente, plantilla) =
+        repo::contrato_y_plantilla_in(&mut tx, partner, TipoPartner::Afiliado)
+            .await
+            .unwrap();
+    assert_eq!(existente, Some(contrato));
+    assert_eq!(
+        plantilla.map(|p| p.tipo_partner),
+        Some(TipoPartner::Afiliado)
     );
 }
 

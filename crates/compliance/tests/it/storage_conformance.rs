@@ -99,11 +99,22 @@ async fn the_default_rules_are_written_once_and_an_operators_change_survives(db:
     assert!(loaded.bloqueo().partner_ids.contains(&blocked));
     let mut tx = db.begin().await.unwrap();
     assert_eq!(repo::load_rules_tx(&mut tx).await.unwrap(), changed);
+    let antecedentes = repo::antecedentes_tx(&mut tx, Uuid::now_v7(), blocked)
+        .await
+        .unwrap();
+    assert_eq!(
+        antecedentes.reglas, changed,
+        "an evaluation reads the rules in force"
+    );
     drop(tx);
     assert!(repo::rules_updated_at(db).await.unwrap().is_some());
 }
 
 async fn a_partner_is_known_once_and_keeps_its_first_record(db: &Db) {
+    // The service writes the default rules at start; an evaluation reads them.
+    repo::ensure_rules(db, &ReglasCompliance::default())
+        .await
+        .unwrap();
     let partner = PartnerConocido {
         partner_id: Uuid::now_v7(),
         email: "Ana@Example.com".into(),
@@ -121,12 +132,16 @@ async fn a_partner_is_known_once_and_keeps_its_first_record(db: &Db) {
     assert!(!repo::insert_known_partner(&mut tx, &again, kernel::now())
         .await
         .unwrap());
-    assert_eq!(
-        repo::find_known_partner_tx(&mut tx, partner.partner_id)
-            .await
-            .unwrap(),
-        Some(partner.clone())
-    );
+    let antecedentes = repo::antecedentes_tx(&mut tx, Uuid::now_v7(), partner.partner_id)
+        .await
+        .unwrap();
+    assert_eq!(antecedentes.partner, Some(partner.clone()));
+    assert!(!antecedentes.decidido);
+    let desconocido = repo::antecedentes_tx(&mut tx, Uuid::now_v7(), Uuid::now_v7())
+        .await
+        .unwrap();
+    assert_eq!(desconocido.partner, None);
+    assert_eq!(desconocido.reglas, antecedentes.reglas);
     tx.commit().await.unwrap();
     assert_eq!(
         repo::find_known_partner(db, partner.partner_id)
@@ -141,6 +156,10 @@ async fn a_partner_is_known_once_and_keeps_its_first_record(db: &Db) {
 }
 
 async fn a_contract_is_decided_once_and_its_decision_round_trips(db: &Db) {
+    // The service writes the default rules at start; an evaluation reads them.
+    repo::ensure_rules(db, &ReglasCompliance::default())
+        .await
+        .unwrap();
     let aprobada = evaluacion(Uuid::now_v7(), "1500.25", "USD", kernel::now());
     assert!(aprobada.veredicto.aprobado());
     assert!(insert_evaluation(db, &aprobada).await);
@@ -170,6 +189,13 @@ async fn a_contract_is_decided_once_and_its_decision_round_trips(db: &Db) {
         .await
         .unwrap()
         .unwrap();
+    let antecedentes = repo::antecedentes_tx(&mut tx, rechazada.contrato_id, Uuid::now_v7())
+        .await
+        .unwrap();
+    assert!(
+        antecedentes.decidido,
+        "an evaluated contract reads as decided"
+    );
     drop(tx);
     assert_eq!(
         loaded.veredicto.validacion_fallida(),
