@@ -274,25 +274,14 @@ impl Service {
         expected_version: Option<i64>,
         plan: Plan,
     ) -> Result<(), AppError> {
-        match expected_version {
-            None => {
-                if let Err(error) = repo::insert_saga(tx, stored).await {
-                    // A concurrent twin started the same saga or onboarding first (on
-                    // PostgreSQL this aborted `tx`): a retry finds it.
-                    return Err(if is_unique_violation(&error) {
-                        AppError::Contention
-                    } else {
-                        error.into()
-                    });
-                }
-            }
-            Some(version) => {
-                if !repo::update_saga(tx, stored, version).await? {
-                    return Err(AppError::Contention);
-                }
-            }
+        match repo::save_step(tx, stored, expected_version, &plan.log).await {
+            Ok(true) => {}
+            Ok(false) => return Err(AppError::Contention),
+            // A concurrent twin started the same saga or onboarding first (on PostgreSQL this
+            // aborted `tx`): a retry finds it.
+            Err(error) if is_unique_violation(&error) => return Err(AppError::Contention),
+            Err(error) => return Err(error.into()),
         }
-        repo::append_log(tx, &stored.saga, &plan.log).await?;
         outbox::append_all(tx, plan.outbox);
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! The saga repository over `::storage::Db`: the `saga` row and its `saga_evento` log. Every
-//! query is written once with `$n` placeholders; there is no dialect branch. A saga is locked
+//! query is written once with `$n` placeholders; the one dialect branch is how a step's writes
+//! travel (`save_step`: one query on SQLite, one per statement on PostgreSQL). A saga is locked
 //! for a change by a no-op `UPDATE` of its row, which takes the row lock on PostgreSQL and the
 //! write lock on SQLite before anything is read, so concurrent changes apply one after another.
 
@@ -178,34 +179,91 @@ impl LogRow {
     }
 }
 
+const INSERT_SAGA: &str = "INSERT INTO saga (saga_id, onboarding_id, partner_id, contrato_id,
+        nombre, email, estado, causa, ultimo_paso, ultimo_evento_id, paso_deadline,
+        correlation_id, traceparent, creada_en, actualizada_en, version)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+const INSERT_SAGA_PARAMS: usize = 16;
+
+macro_rules! bind_insert_saga {
+    ($query:expr, $stored:expr) => {{
+        let (saga, traza) = (&$stored.saga, &$stored.traza);
+        $query
+            .bind(saga.saga_id)
+            .bind(saga.onboarding_id)
+            .bind(saga.partner_id)
+            .bind(saga.contrato_id)
+            .bind(&saga.nombre)
+            .bind(&saga.email)
+            .bind(saga.estado.as_str())
+            .bind(saga.causa.as_deref())
+            .bind(saga.ultimo_paso.as_str())
+            .bind(traza.ultimo_evento_id)
+            .bind(saga.paso_deadline)
+            .bind(traza.correlation_id)
+            .bind(traza.traceparent.as_deref())
+            .bind(saga.creada_en)
+            .bind(saga.actualizada_en)
+            .bind(saga.version)
+    }};
+}
+
+const UPDATE_SAGA: &str = "UPDATE saga SET partner_id = $2, contrato_id = $3, estado = $4,
+        causa = $5, ultimo_paso = $6, ultimo_evento_id = $7, paso_deadline = $8,
+        actualizada_en = $9, version = $10
+     WHERE saga_id = $1 AND version = $11";
+const UPDATE_SAGA_PARAMS: usize = 11;
+
+macro_rules! bind_update_saga {
+    ($query:expr, $stored:expr, $expected_version:expr) => {{
+        let (saga, traza) = (&$stored.saga, &$stored.traza);
+        $query
+            .bind(saga.saga_id)
+            .bind(saga.partner_id)
+            .bind(saga.contrato_id)
+            .bind(saga.estado.as_str())
+            .bind(saga.causa.as_deref())
+            .bind(saga.ultimo_paso.as_str())
+            .bind(traza.ultimo_evento_id)
+            .bind(saga.paso_deadline)
+            .bind(saga.actualizada_en)
+            .bind(saga.version)
+            .bind($expected_version)
+    }};
+}
+
+/// One log row, numbered in the statement itself after the saga's last row.
+const INSERT_LOG: &str = "INSERT INTO saga_evento (saga_evento_id, saga_id, orden, event_id,
+        tipo_evento, evento_data, estado_procesamiento, error, recibido_en, procesado_en,
+        partner_id, onboarding_id)
+     SELECT $1, $2, COALESCE(MAX(orden), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, $11
+     FROM saga_evento WHERE saga_id = $2";
+const INSERT_LOG_PARAMS: usize = 11;
+
+macro_rules! bind_log_entry {
+    ($query:expr, $saga:expr, $entry:expr) => {{
+        let (saga, entry) = ($saga, $entry);
+        $query
+            .bind(kernel::new_id())
+            .bind(saga.saga_id)
+            .bind(entry.event_id)
+            .bind(&entry.tipo_evento)
+            .bind(entry.evento_data.to_string())
+            .bind(entry.estado_procesamiento.as_str())
+            .bind(entry.error.as_deref())
+            .bind(entry.recibido_en)
+            .bind(entry.procesado_en)
+            .bind(saga.partner_id)
+            .bind(saga.onboarding_id)
+    }};
+}
+
 /// Inserts a new saga. Fails with a unique violation when its id or onboarding exists.
 pub async fn insert_saga(tx: &mut Tx, stored: &StoredSaga) -> Result<(), sqlx::Error> {
-    let (saga, traza) = (&stored.saga, &stored.traza);
-    with_tx!(tx, conn => sqlx::query(
-        "INSERT INTO saga (saga_id, onboarding_id, partner_id, contrato_id, nombre, email,
-            estado, causa, ultimo_paso, ultimo_evento_id, paso_deadline, correlation_id,
-            traceparent, creada_en, actualizada_en, version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-    )
-    .bind(saga.saga_id)
-    .bind(saga.onboarding_id)
-    .bind(saga.partner_id)
-    .bind(saga.contrato_id)
-    .bind(&saga.nombre)
-    .bind(&saga.email)
-    .bind(saga.estado.as_str())
-    .bind(saga.causa.as_deref())
-    .bind(saga.ultimo_paso.as_str())
-    .bind(traza.ultimo_evento_id)
-    .bind(saga.paso_deadline)
-    .bind(traza.correlation_id)
-    .bind(traza.traceparent.as_deref())
-    .bind(saga.creada_en)
-    .bind(saga.actualizada_en)
-    .bind(saga.version)
-    .execute(conn)
-    .await
-    .map(|r| r.rows_affected()))?;
+    with_tx!(tx, conn => bind_insert_saga!(sqlx::query(INSERT_SAGA), stored)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -216,28 +274,61 @@ pub async fn update_saga(
     stored: &StoredSaga,
     expected_version: i64,
 ) -> Result<bool, sqlx::Error> {
-    let (saga, traza) = (&stored.saga, &stored.traza);
-    let updated = with_tx!(tx, conn => sqlx::query(
-        "UPDATE saga SET partner_id = $2, contrato_id = $3, estado = $4, causa = $5,
-            ultimo_paso = $6, ultimo_evento_id = $7, paso_deadline = $8, actualizada_en = $9,
-            version = $10
-         WHERE saga_id = $1 AND version = $11",
-    )
-    .bind(saga.saga_id)
-    .bind(saga.partner_id)
-    .bind(saga.contrato_id)
-    .bind(saga.estado.as_str())
-    .bind(saga.causa.as_deref())
-    .bind(saga.ultimo_paso.as_str())
-    .bind(traza.ultimo_evento_id)
-    .bind(saga.paso_deadline)
-    .bind(saga.actualizada_en)
-    .bind(saga.version)
-    .bind(expected_version)
-    .execute(conn)
-    .await
-    .map(|r| r.rows_affected()))?;
+    let updated = with_tx!(tx, conn => bind_update_saga!(sqlx::query(UPDATE_SAGA), stored, expected_version)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
     Ok(updated == 1)
+}
+
+/// Writes one step of a saga into `tx`: the saga itself (inserted when `expected_version` is
+/// `None`, else updated if still at that version) and its new log rows. `Ok(false)` means
+/// another writer changed the saga first: the caller drops `tx`, log rows included. A new saga
+/// whose id or onboarding exists fails with a unique violation.
+///
+/// On SQLite the statements go as one query, one round trip to the connection's thread
+/// instead of one per statement (SQLite binds `$n` to the n-th argument in every statement of
+/// a query, so each statement's placeholders are moved past the previous ones'); PostgreSQL
+/// prepares one statement per query, so there they run in turn.
+pub async fn save_step(
+    tx: &mut Tx,
+    stored: &StoredSaga,
+    expected_version: Option<i64>,
+    entries: &[NewLogEntry],
+) -> Result<bool, sqlx::Error> {
+    if let ::storage::TxConn::Sqlite(transaction) = &mut tx.conn {
+        let (head, mut params) = match expected_version {
+            None => (INSERT_SAGA, INSERT_SAGA_PARAMS),
+            Some(_) => (UPDATE_SAGA, UPDATE_SAGA_PARAMS),
+        };
+        let mut sql = head.to_owned();
+        for _ in entries {
+            sql.push_str(";\n");
+            sql.push_str(&::storage::renumbered(INSERT_LOG, params));
+            params += INSERT_LOG_PARAMS;
+        }
+        let mut query = sqlx::query(&sql);
+        query = match expected_version {
+            None => bind_insert_saga!(query, stored),
+            Some(version) => bind_update_saga!(query, stored, version),
+        };
+        for entry in entries {
+            query = bind_log_entry!(query, &stored.saga, entry);
+        }
+        // Each log insert adds one row, so the total says whether the saga row was written.
+        let written = query.execute(&mut **transaction).await?.rows_affected();
+        return Ok(written == 1 + entries.len() as u64);
+    }
+    match expected_version {
+        None => insert_saga(tx, stored).await?,
+        Some(version) => {
+            if !update_saga(tx, stored, version).await? {
+                return Ok(false);
+            }
+        }
+    }
+    append_log(tx, &stored.saga, entries).await?;
+    Ok(true)
 }
 
 /// Locks a saga for a change until `tx` ends and loads it; `None` when it does not exist.
@@ -336,28 +427,10 @@ pub async fn append_log(
     entries: &[NewLogEntry],
 ) -> Result<(), sqlx::Error> {
     for entry in entries {
-        // Numbered in the statement itself: one round-trip per row.
-        with_tx!(&mut *tx, conn => sqlx::query(
-            "INSERT INTO saga_evento (saga_evento_id, saga_id, orden, event_id, tipo_evento,
-                evento_data, estado_procesamiento, error, recibido_en, procesado_en, partner_id,
-                onboarding_id)
-             SELECT $1, $2, COALESCE(MAX(orden), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, $11
-             FROM saga_evento WHERE saga_id = $2",
-        )
-        .bind(kernel::new_id())
-        .bind(saga.saga_id)
-        .bind(entry.event_id)
-        .bind(&entry.tipo_evento)
-        .bind(entry.evento_data.to_string())
-        .bind(entry.estado_procesamiento.as_str())
-        .bind(entry.error.as_deref())
-        .bind(entry.recibido_en)
-        .bind(entry.procesado_en)
-        .bind(saga.partner_id)
-        .bind(saga.onboarding_id)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+        with_tx!(&mut *tx, conn => bind_log_entry!(sqlx::query(INSERT_LOG), saga, entry)
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected()))?;
     }
     Ok(())
 }

@@ -55,3 +55,50 @@ macro_rules! with_tx {
         }
     };
 }
+
+/// `sql` with every `$n` placeholder outside quoted text raised by `offset`. SQLite runs a
+/// query of several statements in one trip to the connection's thread and binds `$n` to the
+/// n-th argument in every one of them, so statements written with their own `$1…` are joined
+/// by moving each one's placeholders past the arguments of those before it.
+pub fn renumbered(sql: &str, offset: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut chars = sql.chars().peekable();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        out.push(c);
+        match quote {
+            // A doubled quote inside a literal closes and reopens it: the same as staying in.
+            Some(open) if c == open => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) => {
+                let mut n = 0usize;
+                while let Some(digit) = chars.peek().and_then(|d| d.to_digit(10)) {
+                    n = n * 10 + digit as usize;
+                    chars.next();
+                }
+                out.push_str(&(n + offset).to_string());
+            }
+            None => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::renumbered;
+
+    #[test]
+    fn placeholders_move_and_quoted_text_stays() {
+        assert_eq!(
+            renumbered(
+                "SELECT $1, json_extract(v, '$[0]'), \"$2\", $10 FROM t WHERE a = $2 AND b = 'it''s $3'",
+                11
+            ),
+            "SELECT $12, json_extract(v, '$[0]'), \"$2\", $21 FROM t WHERE a = $13 AND b = 'it''s $3'"
+        );
+        assert_eq!(renumbered("SELECT $1", 0), "SELECT $1");
+        assert_eq!(renumbered("SELECT 1 -- $ alone", 4), "SELECT 1 -- $ alone");
+    }
+}

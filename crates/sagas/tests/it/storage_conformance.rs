@@ -339,10 +339,85 @@ async fn timestamps_round_trip_in_utc(db: &Db) {
     assert!(back.saga.creada_en <= at + TimeDelta::seconds(1));
 }
 
+async fn a_step_writes_the_saga_and_its_log_rows_together(db: &Db) {
+    // A new saga with two log rows.
+    let stored = new_saga();
+    let (first, second) = (entry("CreatePartner"), entry("PartnerCreado"));
+    let mut tx = db.begin().await.unwrap();
+    assert!(
+        repo::save_step(&mut tx, &stored, None, &[first.clone(), second.clone()])
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        repo::find(db, stored.saga.saga_id).await.unwrap(),
+        Some(stored.clone())
+    );
+    let ids = |log: Vec<repo::LogEntry>| -> Vec<(i64, Uuid)> {
+        log.into_iter()
+            .map(|row| (row.orden, row.event_id))
+            .collect()
+    };
+    assert_eq!(
+        ids(repo::log(db, stored.saga.saga_id).await.unwrap()),
+        [(1, first.event_id), (2, second.event_id)]
+    );
+
+    // A change at the loaded version, with one more row.
+    let mut changed = stored.clone();
+    changed.saga.estado = EstadoSaga::Fallida;
+    changed.saga.version = 2;
+    let third = entry("ContratoRechazado");
+    let mut tx = db.begin().await.unwrap();
+    assert!(
+        repo::save_step(&mut tx, &changed, Some(1), std::slice::from_ref(&third))
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        repo::find(db, stored.saga.saga_id).await.unwrap(),
+        Some(changed.clone())
+    );
+
+    // A writer that loaded version 1 lost the race: it is told so, and dropping its
+    // transaction leaves neither the saga nor the log changed.
+    let mut stale = stored.clone();
+    stale.saga.version = 2;
+    let mut tx = db.begin().await.unwrap();
+    assert!(
+        !repo::save_step(&mut tx, &stale, Some(1), &[entry("SagaTimeout")])
+            .await
+            .unwrap()
+    );
+    drop(tx);
+    assert_eq!(
+        repo::find(db, stored.saga.saga_id).await.unwrap(),
+        Some(changed)
+    );
+    assert_eq!(
+        ids(repo::log(db, stored.saga.saga_id).await.unwrap()),
+        [
+            (1, first.event_id),
+            (2, second.event_id),
+            (3, third.event_id)
+        ]
+    );
+
+    // Starting the same saga again is a unique violation.
+    let mut tx = db.begin().await.unwrap();
+    let error = repo::save_step(&mut tx, &stored, None, &[entry("CreatePartner")])
+        .await
+        .unwrap_err();
+    assert!(storage::is_unique_violation(&error), "{error}");
+}
+
 testkit::on_both_backends!(
     crate::helpers::SCHEMA;
     a_saga_round_trips,
     an_update_applies_only_at_the_expected_version,
+    a_step_writes_the_saga_and_its_log_rows_together,
     a_second_saga_for_the_same_onboarding_is_refused,
     the_log_keeps_its_order_payloads_and_unique_event_ids,
     sagas_are_found_by_onboarding_partner_and_contract,
