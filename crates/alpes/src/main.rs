@@ -120,9 +120,12 @@ fn main() -> anyhow::Result<()> {
         settings.port = Some(*port);
     }
     install_tracing(&settings)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if let Some(threads) = settings.worker_threads_for(matches!(cli.command, Command::Up), cores) {
+        runtime.worker_threads(threads);
+    }
+    let runtime = runtime.enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {
             Command::Up => up(settings).await,

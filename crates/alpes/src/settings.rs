@@ -158,6 +158,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// `tracing` filter, e.g. `info` or `integraciones=debug,info`.
     pub log: String,
+    /// Threads of the async runtime; unset, [`Settings::worker_threads_for`] decides.
+    pub worker_threads: Option<usize>,
     pub alianzas: AlianzasSettings,
     pub sagas: SagasSettings,
     pub compliance: ComplianceSettings,
@@ -177,6 +179,7 @@ impl Default for Settings {
             bus_prefix: "alpes".to_owned(),
             log_format: LogFormat::Human,
             log: "info".to_owned(),
+            worker_threads: None,
             alianzas: AlianzasSettings::default(),
             sagas: SagasSettings::default(),
             compliance: ComplianceSettings::default(),
@@ -276,6 +279,12 @@ impl Settings {
                     .with_context(|| format!("{key} must be a whole number, not {value:?}"))?;
             }
         }
+        if let Some(value) = var("ALPES_WORKER_THREADS") {
+            let threads: usize = value.parse().ok().filter(|n| *n > 0).with_context(|| {
+                format!("ALPES_WORKER_THREADS must be a number of threads above 0, not {value:?}")
+            })?;
+            self.worker_threads = Some(threads);
+        }
         if let Some(value) = var("ALPES_ALIANZAS_SNAPSHOT_EVERY") {
             self.alianzas.snapshot_every = value.parse().with_context(|| {
                 format!("ALPES_ALIANZAS_SNAPSHOT_EVERY must be a whole number, not {value:?}")
@@ -310,6 +319,19 @@ impl Settings {
             self.bff.campanias_url = Some(value);
         }
         Ok(())
+    }
+}
+
+impl Settings {
+    /// How many threads the async runtime gets: the setting if given; else, for the embedded
+    /// platform (`embedded`), half the cores, because there SQLite's connection threads (one
+    /// per connection, outside the runtime) do about half the work, and a runtime thread per
+    /// core only adds wake-ups and work stealing between threads that then contend for the
+    /// same cores (measured in BENCHMARKS.md); else (`None`) the runtime's default, one per
+    /// core.
+    pub fn worker_threads_for(&self, embedded: bool, cores: usize) -> Option<usize> {
+        self.worker_threads
+            .or_else(|| embedded.then(|| (cores / 2).max(1)))
     }
 }
 
@@ -369,6 +391,29 @@ mod tests {
         assert_eq!(settings.sagas.step_timeout_secs, 7);
         assert_eq!(settings.bff.upstream_timeout_ms, 100);
         assert_eq!(settings.bff.compliance_url, "http://compliance:5004");
+    }
+
+    #[test]
+    fn the_embedded_platform_gets_half_the_cores_unless_told() {
+        let mut settings = Settings::default();
+        assert_eq!(settings.worker_threads_for(true, 2), Some(1));
+        assert_eq!(settings.worker_threads_for(true, 1), Some(1));
+        assert_eq!(settings.worker_threads_for(true, 8), Some(4));
+        assert_eq!(settings.worker_threads_for(false, 8), None);
+        settings
+            .apply_env(|key| (key == "ALPES_WORKER_THREADS").then(|| "3".into()))
+            .unwrap();
+        assert_eq!(settings.worker_threads_for(true, 2), Some(3));
+        assert_eq!(settings.worker_threads_for(false, 8), Some(3));
+        for bad in ["0", "two"] {
+            let error = Settings::default()
+                .apply_env(|key| (key == "ALPES_WORKER_THREADS").then(|| bad.into()))
+                .unwrap_err();
+            assert!(
+                error.to_string().contains("ALPES_WORKER_THREADS"),
+                "{error}"
+            );
+        }
     }
 
     #[test]
