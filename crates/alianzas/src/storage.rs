@@ -1,7 +1,8 @@
 //! The event store, the read model and the templates over `::storage::Db`. Each query is
 //! written once with `$n` placeholders and runs on SQLite or PostgreSQL through the `with_*!`
-//! macros; the only dialect branch is the row lock that serializes writers of one contract on
-//! PostgreSQL (SQLite's single writer already does). Appends check the expected version, and
+//! macros; the dialect branches are the row lock that serializes writers of one contract on
+//! PostgreSQL (SQLite's single writer already does) and, on SQLite, a write's events and read
+//! model sent as one query (`commit_events`). Appends check the expected version, and
 //! the stream's primary key catches any writer that slipped past the check.
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -224,32 +225,52 @@ pub async fn append(
     for (offset, event) in new_events.iter().enumerate() {
         let encoded = events::encode(event);
         let version = expected + 1 + offset as i64;
-        // Each insert checks that the stream is at the version before its own.
-        let inserted = with_tx!(&mut *tx, conn => sqlx::query(
-            "INSERT INTO contrato_evento (contrato_id, version, tipo, schema_version, data, ocurrido_en)
-             SELECT $1, $2, $3, $4, $5, $6
-             WHERE (SELECT COALESCE(MAX(version), 0) FROM contrato_evento WHERE contrato_id = $1) = $7",
-        )
-        .bind(id)
-        .bind(version)
-        .bind(encoded.tipo)
-        .bind(encoded.schema_version)
-        .bind(encoded.data.to_string())
-        .bind(at)
-        .bind(version - 1)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected()));
-        match inserted {
-            Ok(1) => {}
-            Ok(_) => return Err(RepoError::Conflict { expected }),
-            Err(error) if ::storage::is_unique_violation(&error) => {
-                return Err(RepoError::Conflict { expected })
-            }
-            Err(error) => return Err(error.into()),
-        }
+        let inserted = with_tx!(&mut *tx, conn => bind_event!(sqlx::query(INSERT_EVENT), id, version, encoded, at)
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected()));
+        appended(inserted, 1, expected)?;
     }
     Ok(())
+}
+
+/// One event at `version`, inserted only if the stream is at the version before it.
+const INSERT_EVENT: &str = "INSERT INTO contrato_evento (contrato_id, version, tipo,
+        schema_version, data, ocurrido_en)
+     SELECT $1, $2, $3, $4, $5, $6
+     WHERE (SELECT COALESCE(MAX(version), 0) FROM contrato_evento WHERE contrato_id = $1) = $7";
+const INSERT_EVENT_PARAMS: usize = 7;
+
+macro_rules! bind_event {
+    ($query:expr, $id:expr, $version:expr, $encoded:expr, $at:expr) => {{
+        let (version, encoded) = ($version, &$encoded);
+        $query
+            .bind($id)
+            .bind(version)
+            .bind(encoded.tipo)
+            .bind(encoded.schema_version)
+            .bind(encoded.data.to_string())
+            .bind($at)
+            .bind(version - 1)
+    }};
+}
+use bind_event;
+
+/// Turns the rows an append wrote (`wanted` when every event went in) into the outcome: fewer
+/// rows, or a duplicate key, means another writer appended first.
+fn appended(
+    written: Result<u64, sqlx::Error>,
+    wanted: u64,
+    expected: i64,
+) -> Result<(), RepoError> {
+    match written {
+        Ok(rows) if rows == wanted => Ok(()),
+        Ok(_) => Err(RepoError::Conflict { expected }),
+        Err(error) if ::storage::is_unique_violation(&error) => {
+            Err(RepoError::Conflict { expected })
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Stores a snapshot of `contrato` at its version.
@@ -284,34 +305,44 @@ pub async fn project(tx: &mut Tx, contrato: &Contrato) -> Result<(), RepoError> 
     let Some(state) = contrato.state() else {
         return Ok(());
     };
-    with_tx!(&mut *tx, conn => sqlx::query(
-        "INSERT INTO contrato (contrato_id, partner_id, onboarding_id, tipo, monto_centavos, moneda,
-            condiciones, fecha_inicio, fecha_fin, estado, version, fecha_creacion, fecha_actualizacion)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-         ON CONFLICT (contrato_id) DO UPDATE SET tipo = excluded.tipo,
-            monto_centavos = excluded.monto_centavos, moneda = excluded.moneda,
-            condiciones = excluded.condiciones, fecha_fin = excluded.fecha_fin,
-            estado = excluded.estado, version = excluded.version,
-            fecha_actualizacion = excluded.fecha_actualizacion",
-    )
-    .bind(contrato.id())
-    .bind(state.partner_id)
-    .bind(state.onboarding_id)
-    .bind(state.tipo.as_str())
-    .bind(state.monto.amount().cents())
-    .bind(state.moneda.as_str())
-    .bind(state.condiciones.as_ref().map(Condiciones::as_str))
-    .bind(state.fecha_inicio)
-    .bind(state.fecha_fin)
-    .bind(state.estado.as_str())
-    .bind(contrato.version())
-    .bind(state.fecha_creacion)
-    .bind(state.fecha_actualizacion)
-    .execute(conn)
-    .await
-    .map(|r| r.rows_affected()))?;
+    with_tx!(&mut *tx, conn => bind_projection!(sqlx::query(PROJECT), contrato, state)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
     Ok(())
 }
+
+/// The read model's row of a contract, inserted or replaced: one changed row either way.
+const PROJECT: &str = "INSERT INTO contrato (contrato_id, partner_id, onboarding_id, tipo,
+        monto_centavos, moneda, condiciones, fecha_inicio, fecha_fin, estado, version,
+        fecha_creacion, fecha_actualizacion)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+     ON CONFLICT (contrato_id) DO UPDATE SET tipo = excluded.tipo,
+        monto_centavos = excluded.monto_centavos, moneda = excluded.moneda,
+        condiciones = excluded.condiciones, fecha_fin = excluded.fecha_fin,
+        estado = excluded.estado, version = excluded.version,
+        fecha_actualizacion = excluded.fecha_actualizacion";
+
+macro_rules! bind_projection {
+    ($query:expr, $contrato:expr, $state:expr) => {{
+        let (contrato, state) = ($contrato, $state);
+        $query
+            .bind(contrato.id())
+            .bind(state.partner_id)
+            .bind(state.onboarding_id)
+            .bind(state.tipo.as_str())
+            .bind(state.monto.amount().cents())
+            .bind(state.moneda.as_str())
+            .bind(state.condiciones.as_ref().map(Condiciones::as_str))
+            .bind(state.fecha_inicio)
+            .bind(state.fecha_fin)
+            .bind(state.estado.as_str())
+            .bind(contrato.version())
+            .bind(state.fecha_creacion)
+            .bind(state.fecha_actualizacion)
+    }};
+}
+use bind_projection;
 
 /// Appends `new_events` to `contrato`'s stream at its version, applies them, snapshots when
 /// the new version crosses a multiple of `snapshot_every`, and updates the read model — all in
@@ -323,17 +354,58 @@ pub async fn commit_events(
     at: DateTime<Utc>,
     snapshot_every: u32,
 ) -> Result<Contrato, RepoError> {
-    append(tx, contrato.id(), contrato.version(), new_events, at).await?;
     let before = contrato.version();
     let mut after = contrato.clone();
     for event in new_events {
         after.apply(event, at);
     }
+    match &mut tx.conn {
+        ::storage::TxConn::Sqlite(transaction) if !new_events.is_empty() => {
+            // The events and the read model in one query: one trip to the connection's thread
+            // instead of one per statement (see `storage::renumbered`). Every statement changes
+            // one row when the stream was at `before`, so the total says whether it was.
+            let encoded: Vec<_> = new_events.iter().map(events::encode).collect();
+            let state = after.state();
+            let mut sql = String::new();
+            for offset in 0..encoded.len() {
+                sql.push_str(&::storage::renumbered(
+                    INSERT_EVENT,
+                    offset * INSERT_EVENT_PARAMS,
+                ));
+                sql.push_str(";\n");
+            }
+            if state.is_some() {
+                sql.push_str(&::storage::renumbered(
+                    PROJECT,
+                    encoded.len() * INSERT_EVENT_PARAMS,
+                ));
+            }
+            let mut query = sqlx::query(&sql);
+            for (offset, event) in encoded.iter().enumerate() {
+                query = bind_event!(query, contrato.id(), before + 1 + offset as i64, event, at);
+            }
+            if let Some(state) = state {
+                query = bind_projection!(query, &after, state);
+            }
+            let written = query
+                .execute(&mut **transaction)
+                .await
+                .map(|r| r.rows_affected());
+            appended(
+                written,
+                encoded.len() as u64 + u64::from(state.is_some()),
+                before,
+            )?;
+        }
+        _ => {
+            append(tx, contrato.id(), before, new_events, at).await?;
+            project(tx, &after).await?;
+        }
+    }
     let every = i64::from(snapshot_every.max(1));
     if after.version() / every > before / every {
         save_snapshot(tx, &after).await?;
     }
-    project(tx, &after).await?;
     Ok(after)
 }
 

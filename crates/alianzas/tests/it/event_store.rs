@@ -109,6 +109,10 @@ async fn an_append_at_a_stale_version_is_a_conflict(db: &Db) {
         matches!(error, RepoError::Conflict { expected: 1 }),
         "{error}"
     );
+    // The refused write left the read model as it was, too.
+    let projected = repo::find(db, contrato.id()).await.unwrap().unwrap();
+    assert_eq!(projected.version(), 2);
+    assert_eq!(projected.estado(), contrato.estado());
     let mut tx = db.begin().await.unwrap();
     assert!(matches!(
         repo::append(&mut tx, contrato.id(), 5, &events, kernel::now()).await,
