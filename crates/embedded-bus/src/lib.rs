@@ -34,9 +34,28 @@ macro_rules! begin_write {
 /// operator tool attached to the file) wrote in between; an immediate one waits its turn.
 pub(crate) const BEGIN_WRITE: &str = begin_write!();
 
-/// [`BEGIN_WRITE`] for a publish, whose commit alone is synced to disk (see `open_with`): the
-/// pragma rides with the BEGIN, one round trip to the connection's thread.
-const BEGIN_SYNCED_WRITE: &str = concat!("PRAGMA synchronous = FULL; ", begin_write!());
+/// Stores messages (`$3`: a JSON list of `[event id, envelope]`) on topic `$1` at `$2`, each
+/// once per topic: a message published again under the same id is dropped. The schema's
+/// trigger gives every group of the topic its delivery of each message stored.
+macro_rules! insert_messages {
+    () => {
+        // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT, not a join.
+        "INSERT INTO bus_message (topic, event_id, envelope, published_at) \
+         SELECT $1, json_extract(value, '$[0]'), json_extract(value, '$[1]'), $2 \
+         FROM json_each($3) WHERE true ORDER BY key \
+         ON CONFLICT (topic, event_id) DO NOTHING"
+    };
+}
+
+/// A publish in one query: a transaction whose commit alone is synced to disk (see
+/// `open_with`), around the insert. Its row count is the number of messages stored.
+const PUBLISH: &str = concat!(
+    "PRAGMA synchronous = FULL; ",
+    begin_write!(),
+    "; ",
+    insert_messages!(),
+    "; COMMIT; PRAGMA synchronous = NORMAL"
+);
 
 /// A handle on the bus file. Cloning is cheap and shares the connection and the wake-ups.
 #[derive(Clone)]
@@ -237,20 +256,30 @@ impl EmbeddedBus {
             .map_err(bus_error)?;
             let seq = match original {
                 Some(seq) => seq,
-                // Pruned since: store it again, without fanning it out to the other groups.
-                None => sqlx::query_scalar(
-                    "INSERT INTO bus_message (topic, event_id, envelope, published_at) \
-                     VALUES ($1, $2, $3, $4) RETURNING seq",
-                )
-                .bind(&topic)
-                .bind(envelope.id.to_string())
-                .bind(serde_json::to_string(&envelope).map_err(|error| {
-                    BusError::Unavailable(format!("envelope does not serialize: {error}"))
-                })?)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(bus_error)?,
+                // Pruned since: store it again, without fanning it out to the other groups
+                // (the schema's trigger gave each one a delivery).
+                None => {
+                    let seq: i64 = sqlx::query_scalar(
+                        "INSERT INTO bus_message (topic, event_id, envelope, published_at) \
+                         VALUES ($1, $2, $3, $4) RETURNING seq",
+                    )
+                    .bind(&topic)
+                    .bind(envelope.id.to_string())
+                    .bind(serde_json::to_string(&envelope).map_err(|error| {
+                        BusError::Unavailable(format!("envelope does not serialize: {error}"))
+                    })?)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(bus_error)?;
+                    sqlx::query("DELETE FROM bus_delivery WHERE seq = $1 AND group_name <> $2")
+                        .bind(seq)
+                        .bind(group)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(bus_error)?;
+                    seq
+                }
             };
             sqlx::query(
                 "INSERT INTO bus_delivery (group_name, seq, topic, attempts, available_at, in_flight) \
@@ -357,18 +386,33 @@ impl Bus for EmbeddedBus {
             return Ok(());
         }
         let now = now_ms();
+        let rows = message_rows(envelopes)?;
         // A publish is the one write whose loss would lose a message (the publisher forgets it
-        // once this returns), so it alone is synced to disk at commit; see `open_with`.
+        // once this returns), so it alone is synced to disk at commit; see `open_with`. The
+        // pragma, the transaction, the insert (the schema's trigger adds each group's
+        // delivery) and the pragma back go as one query: one trip to the connection's thread.
         let mut conn = self.inner.pool.acquire().await.map_err(bus_error)?;
-        let mut tx = sqlx::Connection::begin_with(&mut *conn, BEGIN_SYNCED_WRITE)
-            .await
-            .map_err(bus_error)?;
-        let added = insert_messages(&mut tx, topic, envelopes, now).await?;
-        tx.commit().await.map_err(bus_error)?;
-        sqlx::query("PRAGMA synchronous = NORMAL")
+        let published = sqlx::query(PUBLISH)
+            .bind(topic)
+            .bind(now)
+            .bind(rows)
             .execute(&mut *conn)
-            .await
-            .map_err(bus_error)?;
+            .await;
+        let added = match published {
+            Ok(result) => result.rows_affected() > 0,
+            Err(error) => {
+                // The query stopped at the failing statement, perhaps inside its transaction:
+                // end that here, or close the connection so that nothing else runs in it.
+                if sqlx::query("ROLLBACK; PRAGMA synchronous = NORMAL")
+                    .execute(&mut *conn)
+                    .await
+                    .is_err()
+                {
+                    conn.close_on_drop();
+                }
+                return Err(bus_error(error));
+            }
+        };
         drop(conn);
         if added {
             self.wake(topic);
@@ -445,6 +489,18 @@ pub(crate) async fn insert_messages(
     envelopes: &[Envelope],
     now: i64,
 ) -> Result<bool, BusError> {
+    let stored = sqlx::query(insert_messages!())
+        .bind(topic)
+        .bind(now)
+        .bind(message_rows(envelopes)?)
+        .execute(&mut *conn)
+        .await
+        .map_err(bus_error)?;
+    Ok(stored.rows_affected() > 0)
+}
+
+/// `envelopes` as the JSON list of `[event id, envelope]` that [`insert_messages!`] reads.
+fn message_rows(envelopes: &[Envelope]) -> Result<String, BusError> {
     let mut rows = Vec::with_capacity(envelopes.len());
     for envelope in envelopes {
         let body = serde_json::to_string(envelope).map_err(|error| {
@@ -455,35 +511,7 @@ pub(crate) async fn insert_messages(
         })?;
         rows.push((envelope.id.to_string(), body));
     }
-    let rows = serde_json::to_string(&rows).expect("strings serialize to JSON");
-    // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT, not a join.
-    let seqs: Vec<i64> = sqlx::query_scalar(
-        "INSERT INTO bus_message (topic, event_id, envelope, published_at) \
-         SELECT $1, json_extract(value, '$[0]'), json_extract(value, '$[1]'), $2 \
-         FROM json_each($3) WHERE true ORDER BY key \
-         ON CONFLICT (topic, event_id) DO NOTHING RETURNING seq",
-    )
-    .bind(topic)
-    .bind(now)
-    .bind(rows)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(bus_error)?;
-    if seqs.is_empty() {
-        return Ok(false);
-    }
-    sqlx::query(
-        "INSERT INTO bus_delivery (group_name, seq, topic, attempts, available_at, in_flight) \
-         SELECT g.group_name, s.value, g.topic, 0, $1, 0 \
-         FROM json_each($2) s JOIN bus_group g ON g.topic = $3",
-    )
-    .bind(now)
-    .bind(serde_json::to_string(&seqs).expect("integers serialize to JSON"))
-    .bind(topic)
-    .execute(&mut *conn)
-    .await
-    .map_err(bus_error)?;
-    Ok(true)
+    Ok(serde_json::to_string(&rows).expect("strings serialize to JSON"))
 }
 
 /// Publishes the dead-lettered copy of `envelope` (consumed by `group` from `topic`) to the

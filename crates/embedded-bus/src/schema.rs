@@ -5,7 +5,9 @@ use sqlx::SqliteConnection;
 
 /// `bus_message` holds each published message once per topic (the de-duplication key is
 /// `(topic, event_id)`); `bus_group` the durable consumer groups; `bus_delivery` one row per
-/// message a group has not yet acknowledged, which is the group's whole position.
+/// message a group has not yet acknowledged, which is the group's whole position. Storing a
+/// message gives each group of its topic a delivery, by trigger, so that a publish is a single
+/// statement.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS bus_message (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -33,6 +35,12 @@ CREATE TABLE IF NOT EXISTS bus_delivery (
     PRIMARY KEY (group_name, seq)
 );
 CREATE INDEX IF NOT EXISTS bus_delivery_ready ON bus_delivery (group_name, topic, available_at, seq);
+CREATE TRIGGER IF NOT EXISTS bus_message_fan_out AFTER INSERT ON bus_message
+BEGIN
+    INSERT INTO bus_delivery (group_name, seq, topic, attempts, available_at, in_flight)
+    SELECT group_name, NEW.seq, NEW.topic, 0, NEW.published_at, 0
+    FROM bus_group WHERE topic = NEW.topic;
+END;
 ";
 
 pub(crate) async fn create(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {

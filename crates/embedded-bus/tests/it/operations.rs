@@ -319,6 +319,40 @@ async fn replaying_dead_letters_hands_them_back_to_their_group_only() {
 }
 
 #[tokio::test]
+async fn a_pruned_dead_letter_is_stored_again_for_its_group_only() {
+    let test = fresh_bus().await;
+    let bus = &test.bus;
+    let mut billing = bus
+        .subscribe("orders", "billing", SubscribeOptions::default())
+        .await
+        .unwrap();
+    let mut shipping = bus
+        .subscribe("orders", "shipping", SubscribeOptions::default())
+        .await
+        .unwrap();
+    let poison = ping(1);
+    bus.publish("orders", std::slice::from_ref(&poison))
+        .await
+        .unwrap();
+    next(&mut shipping).await.ack().await.unwrap();
+    next(&mut billing)
+        .await
+        .dead_letter("downstream was down")
+        .await
+        .unwrap();
+    // No group still needs the original: pruning removes it, the dead letter stays.
+    assert_eq!(bus.prune(Duration::ZERO).await.unwrap(), 1);
+
+    assert_eq!(bus.replay_dead_letters("billing").await.unwrap(), 1);
+    let again = next(&mut billing).await;
+    assert_eq!(again.envelope.id, poison.id);
+    again.ack().await.unwrap();
+    assert_quiet(&mut shipping).await;
+    assert_eq!(bus.pending("shipping").await.unwrap(), 0);
+    assert_eq!(bus.pending("billing").await.unwrap(), 0);
+}
+
+#[tokio::test]
 async fn attaching_to_a_missing_file_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nothing.db");
