@@ -26,17 +26,13 @@ pub(crate) struct EmbeddedSubscription {
 }
 
 enum Claim {
+    /// What was claimed; empty only when every row claimed was unreadable and dropped.
     Ready(Vec<Delivery>),
     /// Nothing is ready; the earliest time something of this group and topic will be.
-    Empty {
-        next_available_at: Option<i64>,
-    },
-}
-
-/// What a look after an empty claim found.
-enum Look {
-    Exhausted,
     Empty { next_available_at: Option<i64> },
+    /// Nothing with attempts left is ready, but deliveries out of attempts are waiting to be
+    /// dead-lettered ([`EmbeddedSubscription::claim`]).
+    Exhausted,
 }
 
 /// A ready delivery row as read by a claim.
@@ -68,20 +64,28 @@ impl EmbeddedSubscription {
 
     /// Claims up to `max` of the oldest ready deliveries that have attempts left, in one
     /// statement (no explicit transaction): the common case, and the one that must be cheap,
-    /// since every claim queues on the bus file's single connection. Returns an empty list when
-    /// nothing such is ready; [`Self::claim`] then looks properly (and dead-letters exhausted
-    /// deliveries).
-    async fn claim_fast(&self, max: usize) -> Result<Vec<Delivery>, BusError> {
+    /// since every claim queues on the bus file's single connection. When it claims nothing,
+    /// a second statement of the same query (one trip to the connection's thread) looks
+    /// further: whether some ready delivery is out of attempts (then [`Self::claim`]
+    /// dead-letters it) and when the next one becomes ready.
+    async fn claim_fast(&self, max: usize) -> Result<Claim, BusError> {
         let now = now_ms();
         let limit = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
-        let mut rows: Vec<(i64, i64, String)> = sqlx::query_as(
+        // `changes()` is what the claim changed: the look runs only after an empty claim.
+        let rows = sqlx::query(
             "UPDATE bus_delivery SET attempts = attempts + 1, in_flight = 1, available_at = $1 \
              WHERE group_name = $2 AND seq IN ( \
                  SELECT seq FROM bus_delivery \
                  WHERE group_name = $2 AND topic = $3 AND available_at <= $4 AND attempts < $5 \
                  ORDER BY available_at, seq LIMIT $6) \
              RETURNING seq, attempts, \
-                 (SELECT envelope FROM bus_message m WHERE m.seq = bus_delivery.seq)",
+                 (SELECT envelope FROM bus_message m WHERE m.seq = bus_delivery.seq) AS envelope; \
+             SELECT \
+                 (SELECT MIN(available_at) FROM bus_delivery \
+                  WHERE group_name = $2 AND topic = $3) AS next_available_at, \
+                 (SELECT SUM(attempts >= $5 AND available_at <= $4) FROM bus_delivery \
+                  WHERE group_name = $2 AND topic = $3) AS exhausted \
+             WHERE changes() = 0",
         )
         .bind(after(now, self.ack_wait))
         .bind(&*self.group)
@@ -92,10 +96,28 @@ impl EmbeddedSubscription {
         .fetch_all(self.bus.pool())
         .await
         .map_err(bus_error)?;
+        let mut claimed: Vec<(i64, i64, String)> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if row.try_column("exhausted").is_ok() {
+                let next_available_at: Option<i64> =
+                    row.try_get("next_available_at").map_err(bus_error)?;
+                let exhausted: Option<i64> = row.try_get("exhausted").map_err(bus_error)?;
+                return Ok(if exhausted.unwrap_or(0) > 0 {
+                    Claim::Exhausted
+                } else {
+                    Claim::Empty { next_available_at }
+                });
+            }
+            claimed.push((
+                row.try_get("seq").map_err(bus_error)?,
+                row.try_get("attempts").map_err(bus_error)?,
+                row.try_get("envelope").map_err(bus_error)?,
+            ));
+        }
         // The statement returns rows in no particular order; hand them out oldest first.
-        rows.sort_by_key(|(seq, _, _)| *seq);
-        let mut deliveries = Vec::with_capacity(rows.len());
-        for (seq, attempts, body) in rows {
+        claimed.sort_by_key(|(seq, _, _)| *seq);
+        let mut deliveries = Vec::with_capacity(claimed.len());
+        for (seq, attempts, body) in claimed {
             let envelope: Envelope = match serde_json::from_str(&body) {
                 Ok(envelope) => envelope,
                 Err(error) => {
@@ -112,28 +134,7 @@ impl EmbeddedSubscription {
             let attempt = u32::try_from(attempts).unwrap_or(u32::MAX);
             deliveries.push(self.delivery(seq, attempt, envelope));
         }
-        Ok(deliveries)
-    }
-
-    /// After a claim found nothing: one read says whether some ready delivery is out of
-    /// attempts (then [`Self::claim`] dead-letters it) and when the next one becomes ready.
-    async fn look(&self) -> Result<Look, BusError> {
-        let (next_available_at, exhausted): (Option<i64>, Option<i64>) = sqlx::query_as(
-            "SELECT MIN(available_at), SUM(attempts >= $3 AND available_at <= $4) \
-             FROM bus_delivery WHERE group_name = $1 AND topic = $2",
-        )
-        .bind(&*self.group)
-        .bind(&*self.topic)
-        .bind(i64::from(self.max_attempts))
-        .bind(now_ms())
-        .fetch_one(self.bus.pool())
-        .await
-        .map_err(bus_error)?;
-        Ok(if exhausted.unwrap_or(0) > 0 {
-            Look::Exhausted
-        } else {
-            Look::Empty { next_available_at }
-        })
+        Ok(Claim::Ready(deliveries))
     }
 
     fn delivery(&self, seq: i64, attempt: u32, envelope: Envelope) -> Delivery {
@@ -298,17 +299,13 @@ impl Subscription for EmbeddedSubscription {
             let notified = self.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let fast = self.claim_fast(max).await?;
-            let claimed = if !fast.is_empty() {
-                Claim::Ready(fast)
-            } else {
-                match self.look().await? {
-                    // Deliveries out of attempts are waiting to be dead-lettered.
-                    Look::Exhausted => self.claim(max).await?,
-                    Look::Empty { next_available_at } => Claim::Empty { next_available_at },
-                }
+            let claimed = match self.claim_fast(max).await? {
+                Claim::Exhausted => self.claim(max).await?,
+                claimed => claimed,
             };
             let next_available_at = match claimed {
+                // Every row claimed was unreadable (and dropped): claim again at once.
+                Claim::Ready(deliveries) if deliveries.is_empty() => continue,
                 Claim::Ready(deliveries) => {
                     if deliveries.len() >= max {
                         // More may be ready: hand the wake-up on to a sibling consumer.
@@ -317,6 +314,8 @@ impl Subscription for EmbeddedSubscription {
                     return Ok(deliveries);
                 }
                 Claim::Empty { next_available_at } => next_available_at,
+                // `claim` dead-letters and then claims or reports empty; never this.
+                Claim::Exhausted => None,
             };
             let poll_ms = i64::try_from(POLL_INTERVAL.as_millis()).unwrap_or(i64::MAX);
             let wait_ms = next_available_at
