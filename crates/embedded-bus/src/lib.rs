@@ -48,13 +48,14 @@ macro_rules! insert_messages {
 }
 
 /// A publish in one query: a transaction whose commit alone is synced to disk (see
-/// `open_with`), around the insert. Its row count is the number of messages stored.
+/// `open_with`), around the insert. It returns a row per message stored (a query's row count
+/// would not do: SQLite reports the last insert's count again for the statements after it).
 const PUBLISH: &str = concat!(
     "PRAGMA synchronous = FULL; ",
     begin_write!(),
     "; ",
     insert_messages!(),
-    "; COMMIT; PRAGMA synchronous = NORMAL"
+    " RETURNING seq; COMMIT; PRAGMA synchronous = NORMAL"
 );
 
 /// A handle on the bus file. Cloning is cheap and shares the connection and the wake-ups.
@@ -396,10 +397,10 @@ impl Bus for EmbeddedBus {
             .bind(topic)
             .bind(now)
             .bind(rows)
-            .execute(&mut *conn)
+            .fetch_all(&mut *conn)
             .await;
         let added = match published {
-            Ok(result) => result.rows_affected() > 0,
+            Ok(stored) => !stored.is_empty(),
             Err(error) => {
                 // The query stopped at the failing statement, perhaps inside its transaction:
                 // end that here, or close the connection so that nothing else runs in it.
