@@ -16,6 +16,34 @@ use crate::{after, bus_error, insert_dead_letter, now_ms, EmbeddedBus};
 /// The longest a waiting consumer goes without looking, should a wake-up be missed.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
+/// A claim of up to `$6` of the oldest ready deliveries of group `$2` on topic `$3` that have
+/// attempts left (`$5`), leased until `$1`; then, only when it claimed nothing (`changes()` is
+/// what the claim changed), a look at when the next delivery is due and whether ready ones are
+/// out of attempts. One query: one trip to the bus connection's thread.
+macro_rules! claim {
+    () => {
+        "UPDATE bus_delivery SET attempts = attempts + 1, in_flight = 1, available_at = $1 \
+         WHERE group_name = $2 AND seq IN ( \
+             SELECT seq FROM bus_delivery \
+             WHERE group_name = $2 AND topic = $3 AND available_at <= $4 AND attempts < $5 \
+             ORDER BY available_at, seq LIMIT $6) \
+         RETURNING seq, attempts, \
+             (SELECT envelope FROM bus_message m WHERE m.seq = bus_delivery.seq) AS envelope; \
+         SELECT \
+             (SELECT MIN(available_at) FROM bus_delivery \
+              WHERE group_name = $2 AND topic = $3) AS next_available_at, \
+             (SELECT SUM(attempts >= $5 AND available_at <= $4) FROM bus_delivery \
+              WHERE group_name = $2 AND topic = $3) AS exhausted \
+         WHERE changes() = 0"
+    };
+}
+const CLAIM: &str = claim!();
+/// [`CLAIM`] after deleting the acknowledged deliveries `$7` (a JSON list of sequence numbers).
+const ACK_AND_CLAIM: &str = concat!(
+    "DELETE FROM bus_delivery WHERE group_name = $2 AND seq IN (SELECT value FROM json_each($7)); ",
+    claim!()
+);
+
 pub(crate) struct EmbeddedSubscription {
     bus: EmbeddedBus,
     topic: Arc<str>,
@@ -23,6 +51,9 @@ pub(crate) struct EmbeddedSubscription {
     max_attempts: u32,
     ack_wait: Duration,
     wake: Arc<tokio::sync::Notify>,
+    /// Deliveries acknowledged through `ack_all` whose rows are not deleted yet: the delete
+    /// rides with this consumer's next claim (one query), or is sent when it is dropped.
+    acked: Vec<i64>,
 }
 
 enum Claim {
@@ -59,6 +90,7 @@ impl EmbeddedSubscription {
             max_attempts: options.max_attempts.max(1),
             ack_wait: options.ack_wait,
             wake,
+            acked: Vec::new(),
         }
     }
 
@@ -68,34 +100,28 @@ impl EmbeddedSubscription {
     /// a second statement of the same query (one trip to the connection's thread) looks
     /// further: whether some ready delivery is out of attempts (then [`Self::claim`]
     /// dead-letters it) and when the next one becomes ready.
-    async fn claim_fast(&self, max: usize) -> Result<Claim, BusError> {
+    ///
+    /// The deliveries acknowledged since the last claim are deleted first, in the same query.
+    async fn claim_fast(&mut self, max: usize) -> Result<Claim, BusError> {
         let now = now_ms();
         let limit = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
-        // `changes()` is what the claim changed: the look runs only after an empty claim.
-        let rows = sqlx::query(
-            "UPDATE bus_delivery SET attempts = attempts + 1, in_flight = 1, available_at = $1 \
-             WHERE group_name = $2 AND seq IN ( \
-                 SELECT seq FROM bus_delivery \
-                 WHERE group_name = $2 AND topic = $3 AND available_at <= $4 AND attempts < $5 \
-                 ORDER BY available_at, seq LIMIT $6) \
-             RETURNING seq, attempts, \
-                 (SELECT envelope FROM bus_message m WHERE m.seq = bus_delivery.seq) AS envelope; \
-             SELECT \
-                 (SELECT MIN(available_at) FROM bus_delivery \
-                  WHERE group_name = $2 AND topic = $3) AS next_available_at, \
-                 (SELECT SUM(attempts >= $5 AND available_at <= $4) FROM bus_delivery \
-                  WHERE group_name = $2 AND topic = $3) AS exhausted \
-             WHERE changes() = 0",
-        )
-        .bind(after(now, self.ack_wait))
-        .bind(&*self.group)
-        .bind(&*self.topic)
-        .bind(now)
-        .bind(i64::from(self.max_attempts))
-        .bind(limit)
-        .fetch_all(self.bus.pool())
-        .await
-        .map_err(bus_error)?;
+        let sql = if self.acked.is_empty() {
+            CLAIM
+        } else {
+            ACK_AND_CLAIM
+        };
+        let mut query = sqlx::query(sql)
+            .bind(after(now, self.ack_wait))
+            .bind(&*self.group)
+            .bind(&*self.topic)
+            .bind(now)
+            .bind(i64::from(self.max_attempts))
+            .bind(limit);
+        if !self.acked.is_empty() {
+            query = query.bind(seq_list(&self.acked));
+        }
+        let rows = query.fetch_all(self.bus.pool()).await.map_err(bus_error)?;
+        self.acked.clear();
         let mut claimed: Vec<(i64, i64, String)> = Vec::with_capacity(rows.len());
         for row in &rows {
             if row.try_column("exhausted").is_ok() {
@@ -296,7 +322,8 @@ impl Subscription for EmbeddedSubscription {
         loop {
             self.bus.ensure_open()?;
             // Registered before looking, so a publish committed after the look still wakes us.
-            let notified = self.wake.notified();
+            let wake = self.wake.clone();
+            let notified = wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let claimed = match self.claim_fast(max).await? {
@@ -328,8 +355,11 @@ impl Subscription for EmbeddedSubscription {
         }
     }
 
-    /// One statement deletes the deliveries of this group; handles of another adapter (a
-    /// wrapping bus) are acknowledged one by one.
+    /// The deliveries of this group are deleted with this consumer's next claim, in the same
+    /// query, or when the subscription is dropped: no trip of its own to the bus connection.
+    /// Until then a crash hands them out again, which idempotent handlers absorb (the work
+    /// they acknowledge is committed already). Handles of another adapter (a wrapping bus) are
+    /// acknowledged one by one, at once.
     async fn ack_all(&mut self, deliveries: Vec<Delivery>) -> Result<(), BusError> {
         self.bus.ensure_open()?;
         let mut seqs = Vec::with_capacity(deliveries.len());
@@ -343,19 +373,38 @@ impl Subscription for EmbeddedSubscription {
                 _ => delivery.ack().await?,
             }
         }
-        if seqs.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(
-            "DELETE FROM bus_delivery WHERE group_name = $1 \
-             AND seq IN (SELECT value FROM json_each($2))",
-        )
-        .bind(&*self.group)
-        .bind(seq_list(&seqs))
-        .execute(self.bus.pool())
-        .await
-        .map_err(bus_error)?;
+        self.acked.extend(seqs);
         Ok(())
+    }
+}
+
+impl Drop for EmbeddedSubscription {
+    /// Deletes what was acknowledged since the last claim. Outside a runtime, or on a closed
+    /// bus, it stays to be handed out again, which idempotent handlers absorb.
+    fn drop(&mut self) {
+        if self.acked.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (bus, group, seqs) = (self.bus.clone(), self.group.clone(), seq_list(&self.acked));
+        runtime.spawn(async move {
+            if bus.ensure_open().is_err() {
+                return;
+            }
+            let deleted = sqlx::query(
+                "DELETE FROM bus_delivery WHERE group_name = $1 \
+                 AND seq IN (SELECT value FROM json_each($2))",
+            )
+            .bind(&*group)
+            .bind(seqs)
+            .execute(bus.pool())
+            .await;
+            if let Err(error) = deleted {
+                tracing::debug!(%group, %error, "acknowledgements left for redelivery");
+            }
+        });
     }
 }
 

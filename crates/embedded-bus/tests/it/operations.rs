@@ -353,6 +353,54 @@ async fn a_pruned_dead_letter_is_stored_again_for_its_group_only() {
 }
 
 #[tokio::test]
+async fn a_batch_ack_is_written_with_the_next_claim_or_when_the_consumer_goes() {
+    let test = fresh_bus().await;
+    let bus = &test.bus;
+    let ack_wait = Duration::from_millis(200);
+    let mut consumer = bus
+        .subscribe("orders", "billing", options(5, ack_wait))
+        .await
+        .unwrap();
+    bus.publish("orders", &[ping(1), ping(2), ping(3)])
+        .await
+        .unwrap();
+    let mut batch = Vec::new();
+    while batch.len() < 3 {
+        let more = tokio::time::timeout(DEADLINE, consumer.next_batch(3))
+            .await
+            .expect("a batch within the deadline")
+            .unwrap();
+        batch.extend(more);
+    }
+    consumer.ack_all(batch).await.unwrap();
+    // The consumer's next claim deletes the acknowledged rows in the same query.
+    assert_quiet(&mut consumer).await;
+    assert_eq!(bus.pending("billing").await.unwrap(), 0);
+
+    bus.publish("orders", &[ping(4)]).await.unwrap();
+    let last = next(&mut consumer).await;
+    consumer.ack_all(vec![last]).await.unwrap();
+    // A consumer that goes away after its last ack still writes it.
+    drop(consumer);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while bus.pending("billing").await.unwrap() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the last acknowledgement was not written"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut sibling = bus
+        .subscribe("orders", "billing", options(5, ack_wait))
+        .await
+        .unwrap();
+    // Nothing comes back, not even once the acknowledged deliveries' leases have run out.
+    if let Ok(delivery) = tokio::time::timeout(ack_wait * 3, sibling.next()).await {
+        panic!("an acknowledged delivery came back: {delivery:?}");
+    }
+}
+
+#[tokio::test]
 async fn attaching_to_a_missing_file_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nothing.db");
