@@ -47,16 +47,28 @@ macro_rules! insert_messages {
     };
 }
 
-/// A publish in one query: a transaction whose commit alone is synced to disk (see
-/// `open_with`), around the insert. It returns a row per message stored (a query's row count
+/// The publishes waiting for the bus file, committed together in one query: a transaction
+/// whose commit alone is synced to disk (see `open_with`) around one insert of every message
+/// (`$2`: a JSON list of `[topic, event id, envelope]`, stored at `$1`), each once per topic.
+/// It returns the topic of each message stored, to wake their groups (a query's row count
 /// would not do: SQLite reports the last insert's count again for the statements after it).
 const PUBLISH: &str = concat!(
     "PRAGMA synchronous = FULL; ",
     begin_write!(),
-    "; ",
-    insert_messages!(),
-    " RETURNING seq; COMMIT; PRAGMA synchronous = NORMAL"
+    "; INSERT INTO bus_message (topic, event_id, envelope, published_at) \
+     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+         json_extract(value, '$[2]'), $1 \
+     FROM json_each($2) WHERE true ORDER BY key \
+     ON CONFLICT (topic, event_id) DO NOTHING RETURNING topic; \
+     COMMIT; PRAGMA synchronous = NORMAL"
 );
+
+/// A publish waiting for the next group commit: its messages as `[topic, event id,
+/// envelope]`, and where to say how the commit went.
+struct Waiting {
+    rows: Vec<(String, String, String)>,
+    done: tokio::sync::oneshot::Sender<Result<(), BusError>>,
+}
 
 /// A handle on the bus file. Cloning is cheap and shares the connection and the wake-ups.
 #[derive(Clone)]
@@ -73,6 +85,11 @@ struct Inner {
     /// only find the batch taken. Waiters also poll, so a missed wake-up only delays a delivery.
     wakers: Mutex<HashMap<String, HashMap<String, Arc<Notify>>>>,
     closed: AtomicBool,
+    /// Publishes not yet committed. The publisher holding `committer` commits all of them in
+    /// one transaction, so concurrent publishers (every service's relay) share one synced
+    /// commit instead of queueing for one each.
+    waiting: Mutex<Vec<Waiting>>,
+    committer: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for EmbeddedBus {
@@ -150,6 +167,8 @@ impl EmbeddedBus {
                 pool,
                 wakers: Mutex::new(HashMap::new()),
                 closed: AtomicBool::new(false),
+                waiting: Mutex::new(Vec::new()),
+                committer: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -336,6 +355,60 @@ impl EmbeddedBus {
         Ok(deleted)
     }
 
+    /// Commits `batch` in one query (see [`PUBLISH`]) and tells each publisher how it went.
+    /// A publish is the one write whose loss would lose a message (the publisher forgets it
+    /// once `publish` returns), so its commit alone is synced to disk; see `open_with`.
+    async fn commit_publishes(&self, batch: Vec<Waiting>) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut rows = Vec::with_capacity(batch.iter().map(|waiting| waiting.rows.len()).sum());
+        let mut senders = Vec::with_capacity(batch.len());
+        for waiting in batch {
+            rows.extend(waiting.rows);
+            senders.push(waiting.done);
+        }
+        let outcome = self.insert_published(&rows).await;
+        if let Ok(topics) = &outcome {
+            for topic in topics {
+                self.wake(topic);
+            }
+        }
+        for sender in senders {
+            // A publisher that stopped waiting has nobody to tell.
+            let _ = sender.send(outcome.as_ref().map(|_| ()).map_err(Clone::clone));
+        }
+    }
+
+    /// Runs [`PUBLISH`] over `rows`; returns the topics that gained a message.
+    async fn insert_published(
+        &self,
+        rows: &[(String, String, String)],
+    ) -> Result<std::collections::BTreeSet<String>, BusError> {
+        self.ensure_open()?;
+        let mut conn = self.inner.pool.acquire().await.map_err(bus_error)?;
+        let published: Result<Vec<String>, sqlx::Error> = sqlx::query_scalar(PUBLISH)
+            .bind(now_ms())
+            .bind(serde_json::to_string(rows).expect("strings serialize to JSON"))
+            .fetch_all(&mut *conn)
+            .await;
+        match published {
+            Ok(topics) => Ok(topics.into_iter().collect()),
+            Err(error) => {
+                // The query stopped at the failing statement, perhaps inside its transaction:
+                // end that here, or close the connection so that nothing else runs in it.
+                if sqlx::query("ROLLBACK; PRAGMA synchronous = NORMAL")
+                    .execute(&mut *conn)
+                    .await
+                    .is_err()
+                {
+                    conn.close_on_drop();
+                }
+                Err(bus_error(error))
+            }
+        }
+    }
+
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.inner.pool
     }
@@ -386,39 +459,40 @@ impl Bus for EmbeddedBus {
         if envelopes.is_empty() {
             return Ok(());
         }
-        let now = now_ms();
-        let rows = message_rows(envelopes)?;
-        // A publish is the one write whose loss would lose a message (the publisher forgets it
-        // once this returns), so it alone is synced to disk at commit; see `open_with`. The
-        // pragma, the transaction, the insert (the schema's trigger adds each group's
-        // delivery) and the pragma back go as one query: one trip to the connection's thread.
-        let mut conn = self.inner.pool.acquire().await.map_err(bus_error)?;
-        let published = sqlx::query(PUBLISH)
-            .bind(topic)
-            .bind(now)
-            .bind(rows)
-            .fetch_all(&mut *conn)
-            .await;
-        let added = match published {
-            Ok(stored) => !stored.is_empty(),
-            Err(error) => {
-                // The query stopped at the failing statement, perhaps inside its transaction:
-                // end that here, or close the connection so that nothing else runs in it.
-                if sqlx::query("ROLLBACK; PRAGMA synchronous = NORMAL")
-                    .execute(&mut *conn)
-                    .await
-                    .is_err()
-                {
-                    conn.close_on_drop();
-                }
-                return Err(bus_error(error));
-            }
-        };
-        drop(conn);
-        if added {
-            self.wake(topic);
+        let mut rows = Vec::with_capacity(envelopes.len());
+        for envelope in envelopes {
+            rows.push((
+                topic.to_owned(),
+                envelope.id.to_string(),
+                serialize_envelope(envelope)?,
+            ));
         }
-        Ok(())
+        let (done, mut committed) = tokio::sync::oneshot::channel();
+        self.inner
+            .waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Waiting { rows, done });
+        // Either a publisher committing now takes this one along, or this one becomes the
+        // committer and takes along whatever waits by then.
+        let committer = tokio::select! {
+            biased;
+            result = &mut committed => return committed_result(result),
+            committer = self.inner.committer.lock() => committer,
+        };
+        if let Ok(result) = committed.try_recv() {
+            return result;
+        }
+        let batch = std::mem::take(
+            &mut *self
+                .inner
+                .waiting
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        self.commit_publishes(batch).await;
+        drop(committer);
+        committed_result(committed.await)
     }
 
     async fn subscribe(
@@ -504,15 +578,29 @@ pub(crate) async fn insert_messages(
 fn message_rows(envelopes: &[Envelope]) -> Result<String, BusError> {
     let mut rows = Vec::with_capacity(envelopes.len());
     for envelope in envelopes {
-        let body = serde_json::to_string(envelope).map_err(|error| {
-            BusError::Unavailable(format!(
-                "envelope {} does not serialize: {error}",
-                envelope.id
-            ))
-        })?;
-        rows.push((envelope.id.to_string(), body));
+        rows.push((envelope.id.to_string(), serialize_envelope(envelope)?));
     }
     Ok(serde_json::to_string(&rows).expect("strings serialize to JSON"))
+}
+
+fn serialize_envelope(envelope: &Envelope) -> Result<String, BusError> {
+    serde_json::to_string(envelope).map_err(|error| {
+        BusError::Unavailable(format!(
+            "envelope {} does not serialize: {error}",
+            envelope.id
+        ))
+    })
+}
+
+/// What a publisher heard from the commit that took its messages along.
+fn committed_result(
+    result: Result<Result<(), BusError>, tokio::sync::oneshot::error::RecvError>,
+) -> Result<(), BusError> {
+    result.unwrap_or_else(|_| {
+        Err(BusError::Unavailable(
+            "the publish committing this one stopped; publish again".into(),
+        ))
+    })
 }
 
 /// Publishes the dead-lettered copy of `envelope` (consumed by `group` from `topic`) to the

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use crate::envelope::Envelope;
 
 /// A failure of the bus itself (its storage or its broker), never of a handler.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BusError {
     #[error("bus unavailable: {0}")]
     Unavailable(String),

@@ -400,6 +400,55 @@ async fn a_batch_ack_is_written_with_the_next_claim_or_when_the_consumer_goes() 
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishes_to_several_topics_each_arrive_once() {
+    let test = fresh_bus().await;
+    let bus = test.bus.clone();
+    let topics = ["orders", "payments", "refunds"];
+    let mut consumers = Vec::new();
+    for topic in topics {
+        consumers.push(
+            bus.subscribe(topic, "audit", SubscribeOptions::default())
+                .await
+                .unwrap(),
+        );
+    }
+    // Publishers that overlap share commits; every message must land on its own topic once.
+    let mut publishers = Vec::new();
+    for n in 0..30u32 {
+        let bus = bus.clone();
+        let topic = topics[n as usize % topics.len()];
+        publishers.push(tokio::spawn(async move {
+            let message = ping(n);
+            bus.publish(topic, std::slice::from_ref(&message))
+                .await
+                .unwrap();
+            // Published twice: the second copy is dropped.
+            bus.publish(topic, std::slice::from_ref(&message))
+                .await
+                .unwrap();
+            (topic, message.id)
+        }));
+    }
+    let mut sent = std::collections::BTreeSet::new();
+    for publisher in publishers {
+        sent.insert(publisher.await.unwrap());
+    }
+    let mut got = std::collections::BTreeSet::new();
+    for (topic, consumer) in topics.iter().zip(consumers.iter_mut()) {
+        for _ in 0..10 {
+            let delivery = next(consumer).await;
+            assert!(
+                got.insert((*topic, delivery.envelope.id)),
+                "delivered twice"
+            );
+            delivery.ack().await.unwrap();
+        }
+        assert_quiet(consumer).await;
+    }
+    assert_eq!(got, sent);
+}
+
 #[tokio::test]
 async fn attaching_to_a_missing_file_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
