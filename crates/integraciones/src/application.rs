@@ -221,6 +221,17 @@ impl Service {
             return Ok(Written::Replayed(stored));
         }
         let (partner, event) = Partner::register(kernel::new_id(), datos, None, kernel::now());
+        if let (None, Db::Postgres(pool)) = (idempotent, &self.db) {
+            // Nothing else to write in the transaction: the partner and its event go as one
+            // statement that commits on its own.
+            let (topic, envelope) = to_envelope(event, None, &EnvelopeContext::default());
+            let row = outbox::row(topic, &envelope);
+            if !repo::insert_new_partner_committed(pool, &partner, &row).await? {
+                return Err(AppError::EmailTaken);
+            }
+            self.wake.notify_one();
+            return Ok(Written::Done(partner));
+        }
         let mut tx = self.db.begin().await?;
         match repo::insert_partner(&mut tx, &partner).await {
             Ok(()) => {}

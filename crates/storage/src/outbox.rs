@@ -23,8 +23,32 @@ use crate::db::{Db, StorageError, Tx};
 /// appended, in one statement: a batch of messages handled in one transaction costs one outbox
 /// insert, not one per event.
 pub fn append(tx: &mut Tx, topic: &str, envelope: &Envelope) {
+    tx.outbox.push(row(topic, envelope));
+}
+
+/// The outbox row of `envelope` on `topic` (event id, topic, envelope text), for a statement
+/// that writes it together with its state change ([`with_row`]).
+pub fn row(topic: &str, envelope: &Envelope) -> (uuid::Uuid, String, String) {
     let body = serde_json::to_string(envelope).expect("envelopes serialize to JSON");
-    tx.outbox.push((envelope.id, topic.to_owned(), body));
+    (envelope.id, topic.to_owned(), body)
+}
+
+/// PostgreSQL: `write` (an `INSERT` or `UPDATE` whose parameters are `$1…$params`) and one
+/// outbox row as a single statement, which commits on its own: one round trip instead of four
+/// (`BEGIN`, the write, the outbox insert, `COMMIT`). The row is written only if `write`
+/// changed exactly one row, and the statement's row count says whether it did. The caller
+/// binds the write's parameters, then the row's event id, topic and envelope ([`row`]) and the
+/// time, and wakes the relay when a row was written.
+pub fn with_row(write: &str, params: usize) -> String {
+    format!(
+        "WITH written AS ({write} RETURNING 1)
+         INSERT INTO outbox (event_id, topic, envelope, created_at)
+         SELECT ${}, ${}, ${}, ${} FROM written",
+        params + 1,
+        params + 2,
+        params + 3,
+        params + 4
+    )
 }
 
 /// Appends each `(topic, envelope)` to the outbox inside `tx`, in order.

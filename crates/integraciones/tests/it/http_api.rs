@@ -811,6 +811,46 @@ async fn concurrent_writes_on_postgres() {
 }
 
 #[tokio::test]
+async fn a_create_on_postgres_publishes_its_event_and_a_taken_email_writes_nothing() {
+    let app = spawn_app_on_postgres().await;
+    let mut created_events = app.observe(topics::PARTNER_CREATED).await;
+    let body = json!({"nombre": "Ana PG", "email": "one-statement@pg.example.com"});
+    let partner = app.create_partner(body.clone()).await;
+    let event = next_matching(&mut created_events, "PartnerCreado", |e| {
+        e.subject == partner["id"].as_str().unwrap()
+    })
+    .await;
+    assert_eq!(event.data["email"], "one-statement@pg.example.com");
+    eventually(DEADLINE, "the outbox to drain", || async {
+        let backlog = storage::outbox::backlog(app.service.db()).await.unwrap();
+        (backlog == 0).then_some(())
+    })
+    .await;
+
+    let taken = app
+        .client
+        .post(app.url("/api/v1/partners"))
+        .json(&json!({"nombre": "Otra", "email": "ONE-STATEMENT@pg.example.com"}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(taken, 409, "EMAIL_EXISTENTE").await;
+    // Neither a partner nor an outbox row came of the refused create.
+    let list: Value = app
+        .client
+        .get(app.url("/api/v1/partners"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 1);
+    assert_eq!(storage::outbox::backlog(app.service.db()).await.unwrap(), 0);
+    app.cleanup().await;
+}
+
+#[tokio::test]
 async fn the_api_works_on_postgres() {
     let app = spawn_app_on_postgres().await;
     let partner = app
