@@ -273,10 +273,11 @@ async fn prune_drops_only_old_messages_no_group_still_needs() {
     delivery.ack().await.unwrap();
 }
 
-#[tokio::test]
-async fn replaying_dead_letters_hands_them_back_to_their_group_only() {
-    let test = fresh_bus().await;
-    let bus = &test.bus;
+/// Groups `billing` and `shipping` on `orders`, and one message that shipping acknowledged
+/// and billing dead-lettered.
+async fn poison_dead_lettered_by_billing(
+    bus: &EmbeddedBus,
+) -> (Box<dyn Subscription>, Box<dyn Subscription>, Envelope) {
     let mut billing = bus
         .subscribe("orders", "billing", SubscribeOptions::default())
         .await
@@ -295,6 +296,14 @@ async fn replaying_dead_letters_hands_them_back_to_their_group_only() {
         .dead_letter("downstream was down")
         .await
         .unwrap();
+    (billing, shipping, poison)
+}
+
+#[tokio::test]
+async fn replaying_dead_letters_hands_them_back_to_their_group_only() {
+    let test = fresh_bus().await;
+    let bus = &test.bus;
+    let (mut billing, mut shipping, poison) = poison_dead_lettered_by_billing(bus).await;
     assert_eq!(
         bus.dead_letter_counts().await.unwrap(),
         vec![("billing".to_owned(), 1)]
@@ -322,24 +331,7 @@ async fn replaying_dead_letters_hands_them_back_to_their_group_only() {
 async fn a_pruned_dead_letter_is_stored_again_for_its_group_only() {
     let test = fresh_bus().await;
     let bus = &test.bus;
-    let mut billing = bus
-        .subscribe("orders", "billing", SubscribeOptions::default())
-        .await
-        .unwrap();
-    let mut shipping = bus
-        .subscribe("orders", "shipping", SubscribeOptions::default())
-        .await
-        .unwrap();
-    let poison = ping(1);
-    bus.publish("orders", std::slice::from_ref(&poison))
-        .await
-        .unwrap();
-    next(&mut shipping).await.ack().await.unwrap();
-    next(&mut billing)
-        .await
-        .dead_letter("downstream was down")
-        .await
-        .unwrap();
+    let (mut billing, mut shipping, poison) = poison_dead_lettered_by_billing(bus).await;
     // No group still needs the original: pruning removes it, the dead letter stays.
     assert_eq!(bus.prune(Duration::ZERO).await.unwrap(), 1);
 
