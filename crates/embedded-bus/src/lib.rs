@@ -34,33 +34,30 @@ macro_rules! begin_write {
 /// operator tool attached to the file) wrote in between; an immediate one waits its turn.
 pub(crate) const BEGIN_WRITE: &str = begin_write!();
 
-/// Stores messages (`$3`: a JSON list of `[event id, envelope]`) on topic `$1` at `$2`, each
-/// once per topic: a message published again under the same id is dropped. The schema's
-/// trigger gives every group of the topic its delivery of each message stored.
+/// Stores messages (`$2`: a JSON list of `[topic, event id, envelope]`) at `$1`, each once per
+/// topic: a message published again under the same id is dropped. The schema's trigger gives
+/// every group of a message's topic its delivery.
 macro_rules! insert_messages {
     () => {
         // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT, not a join.
         "INSERT INTO bus_message (topic, event_id, envelope, published_at) \
-         SELECT $1, json_extract(value, '$[0]'), json_extract(value, '$[1]'), $2 \
-         FROM json_each($3) WHERE true ORDER BY key \
+         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+             json_extract(value, '$[2]'), $1 \
+         FROM json_each($2) WHERE true ORDER BY key \
          ON CONFLICT (topic, event_id) DO NOTHING"
     };
 }
 
 /// The publishes waiting for the bus file, committed together in one query: a transaction
-/// whose commit alone is synced to disk (see `open_with`) around one insert of every message
-/// (`$2`: a JSON list of `[topic, event id, envelope]`, stored at `$1`), each once per topic.
+/// whose commit alone is synced to disk (see `open_with`) around one insert of every message.
 /// It returns the topic of each message stored, to wake their groups (a query's row count
 /// would not do: SQLite reports the last insert's count again for the statements after it).
 const PUBLISH: &str = concat!(
     "PRAGMA synchronous = FULL; ",
     begin_write!(),
-    "; INSERT INTO bus_message (topic, event_id, envelope, published_at) \
-     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
-         json_extract(value, '$[2]'), $1 \
-     FROM json_each($2) WHERE true ORDER BY key \
-     ON CONFLICT (topic, event_id) DO NOTHING RETURNING topic; \
-     COMMIT; PRAGMA synchronous = NORMAL"
+    "; ",
+    insert_messages!(),
+    " RETURNING topic; COMMIT; PRAGMA synchronous = NORMAL"
 );
 
 /// A publish waiting for the next group commit: its messages as `[topic, event id,
@@ -459,14 +456,7 @@ impl Bus for EmbeddedBus {
         if envelopes.is_empty() {
             return Ok(());
         }
-        let mut rows = Vec::with_capacity(envelopes.len());
-        for envelope in envelopes {
-            rows.push((
-                topic.to_owned(),
-                envelope.id.to_string(),
-                serialize_envelope(envelope)?,
-            ));
-        }
+        let rows = message_rows(topic, envelopes)?;
         let (done, mut committed) = tokio::sync::oneshot::channel();
         self.inner
             .waiting
@@ -555,41 +545,41 @@ impl Bus for EmbeddedBus {
     }
 }
 
-/// Stores every envelope of a batch on `topic` and gives every group of the topic a delivery of
-/// each new one: two statements whatever the batch size (the batch travels as one JSON
-/// parameter). Returns whether any was new; ids the topic already holds are skipped.
+/// Stores every envelope of a batch on `topic` in one statement (the trigger gives every group
+/// of the topic a delivery of each new one); ids the topic already holds are skipped.
 pub(crate) async fn insert_messages(
     conn: &mut SqliteConnection,
     topic: &str,
     envelopes: &[Envelope],
     now: i64,
-) -> Result<bool, BusError> {
-    let stored = sqlx::query(insert_messages!())
-        .bind(topic)
+) -> Result<(), BusError> {
+    let rows = message_rows(topic, envelopes)?;
+    sqlx::query(insert_messages!())
         .bind(now)
-        .bind(message_rows(envelopes)?)
+        .bind(serde_json::to_string(&rows).expect("strings serialize to JSON"))
         .execute(&mut *conn)
         .await
         .map_err(bus_error)?;
-    Ok(stored.rows_affected() > 0)
+    Ok(())
 }
 
-/// `envelopes` as the JSON list of `[event id, envelope]` that [`insert_messages!`] reads.
-fn message_rows(envelopes: &[Envelope]) -> Result<String, BusError> {
-    let mut rows = Vec::with_capacity(envelopes.len());
-    for envelope in envelopes {
-        rows.push((envelope.id.to_string(), serialize_envelope(envelope)?));
-    }
-    Ok(serde_json::to_string(&rows).expect("strings serialize to JSON"))
-}
-
-fn serialize_envelope(envelope: &Envelope) -> Result<String, BusError> {
-    serde_json::to_string(envelope).map_err(|error| {
-        BusError::Unavailable(format!(
-            "envelope {} does not serialize: {error}",
-            envelope.id
-        ))
-    })
+/// `envelopes` on `topic` as the `[topic, event id, envelope]` rows [`insert_messages!`] reads.
+fn message_rows(
+    topic: &str,
+    envelopes: &[Envelope],
+) -> Result<Vec<(String, String, String)>, BusError> {
+    envelopes
+        .iter()
+        .map(|envelope| {
+            let body = serde_json::to_string(envelope).map_err(|error| {
+                BusError::Unavailable(format!(
+                    "envelope {} does not serialize: {error}",
+                    envelope.id
+                ))
+            })?;
+            Ok((topic.to_owned(), envelope.id.to_string(), body))
+        })
+        .collect()
 }
 
 /// What a publisher heard from the commit that took its messages along.
