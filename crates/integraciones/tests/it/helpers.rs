@@ -89,4 +89,13 @@ impl TestApp {
         assert_eq!(response.status(), 201, "create {body}");
         response.json().await.expect("json")
     }
+
+    /// Waits until the relay has published every outbox row.
+    pub async fn outbox_drained(&self) {
+        testkit::eventually(testkit::DEADLINE, "the outbox to drain", || async {
+            let backlog = storage::outbox::backlog(self.service.db()).await.unwrap();
+            (backlog == 0).then_some(())
+        })
+        .await;
+    }
 }

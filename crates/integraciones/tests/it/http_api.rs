@@ -7,7 +7,6 @@ use serde_json::{json, Value};
 
 use testkit::bus::next_matching;
 use testkit::http::{campos, expect_problem, PROBLEM_JSON};
-use testkit::{eventually, DEADLINE};
 
 use crate::helpers::{spawn_app, spawn_app_on_postgres, TestApp};
 
@@ -616,11 +615,7 @@ async fn an_idempotent_create_is_replayed_exactly_and_a_reused_key_refused() {
         e.subject == partner["id"].as_str().unwrap()
     })
     .await;
-    eventually(DEADLINE, "the outbox to drain", || async {
-        let backlog = storage::outbox::backlog(app.service.db()).await.unwrap();
-        (backlog == 0).then_some(())
-    })
-    .await;
+    app.outbox_drained().await;
 
     let response = app
         .client
@@ -821,11 +816,7 @@ async fn a_create_on_postgres_publishes_its_event_and_a_taken_email_writes_nothi
     })
     .await;
     assert_eq!(event.data["email"], "one-statement@pg.example.com");
-    eventually(DEADLINE, "the outbox to drain", || async {
-        let backlog = storage::outbox::backlog(app.service.db()).await.unwrap();
-        (backlog == 0).then_some(())
-    })
-    .await;
+    app.outbox_drained().await;
 
     let taken = app
         .client
@@ -898,10 +889,6 @@ async fn the_api_works_on_postgres() {
         .await
         .unwrap();
     assert_eq!(deleted.status(), StatusCode::OK);
-    eventually(DEADLINE, "the outbox to drain", || async {
-        let backlog = storage::outbox::backlog(app.service.db()).await.unwrap();
-        (backlog == 0).then_some(())
-    })
-    .await;
+    app.outbox_drained().await;
     app.cleanup().await;
 }
