@@ -9,6 +9,7 @@ pub mod http;
 pub mod storage;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ::storage::outbox::Relay;
 use ::storage::{Db, Transactional, TxHandler};
@@ -30,6 +31,11 @@ pub enum StartError {
 
 /// Competing consumers per subscribed topic in one process.
 const CONSUMERS_PER_TOPIC: usize = 2;
+
+/// How often the partner counts' appended changes are folded on PostgreSQL
+/// ([`storage::fold_counts`]): a count sums the rows appended since the last fold, so this
+/// bounds that part of a list's work (a second of creates), at one small write a second.
+const FOLD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The service, built once and shared by its router and workers.
 pub struct Integraciones {
@@ -81,7 +87,7 @@ impl Integraciones {
                 self.desactivar_partner_handler(),
             ),
         ];
-        Ok(self
+        let mut handles = self
             .relay
             .spawn_with_consumers(
                 self.bus.as_ref(),
@@ -90,7 +96,11 @@ impl Integraciones {
                 CONSUMERS_PER_TOPIC,
                 &shutdown,
             )
-            .await?)
+            .await?;
+        if matches!(self.db, Db::Postgres(_)) {
+            handles.push(tokio::spawn(fold_counts_until(self.db.clone(), shutdown)));
+        }
+        Ok(handles)
     }
 
     /// The `CreatePartner` handler the consumers run, for tests and tools that deliver
@@ -115,5 +125,23 @@ impl Integraciones {
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+}
+
+/// Folds the partner counts' appended changes every [`FOLD_INTERVAL`] until `shutdown` fires.
+/// A failed fold leaves the rows for the next one; counts stay exact meanwhile.
+async fn fold_counts_until(db: Db, shutdown: Shutdown) {
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    let mut ticks = tokio::time::interval(FOLD_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = ticks.tick() => {}
+        }
+        if let Err(error) = storage::fold_counts(&db).await {
+            tracing::warn!(%error, "could not fold the partner counts; the next tick retries");
+        }
     }
 }

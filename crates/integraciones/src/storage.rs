@@ -34,6 +34,12 @@ pub const MIGRATIONS: &[::storage::Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_partner_conteo.sql"),
         postgres: include_str!("../migrations/postgres/0003_partner_conteo.sql"),
     },
+    ::storage::Migration {
+        version: 4,
+        name: "partner_conteo_delta",
+        sqlite: include_str!("../migrations/sqlite/0004_partner_conteo_delta.sql"),
+        postgres: include_str!("../migrations/postgres/0004_partner_conteo_delta.sql"),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -526,26 +532,60 @@ const LIST_WHERE: &str = "($1 IS NULL OR estado = $1)
     AND ($3 IS NULL OR estado_kyc = $3)
     AND ($4 IS NULL OR nombre_busqueda LIKE $4 ESCAPE '\\' OR email_normalizado LIKE $4 ESCAPE '\\')";
 
-/// The number of partners with these enumerated values (`None` = any), summed from
-/// `partner_conteo` (migration 0003): its triggers keep it exact in every writing transaction,
-/// and a sum over at most 64 combinations × 16 shards costs far less than counting the rows.
+/// The number of partners with the enumerated values `$1` (estado), `$2` (tipo) and `$3`
+/// (estado_kyc), `NULL` meaning any: the counts table plus the changes not yet folded into it
+/// (migrations 0003 and 0004), in one statement so that a concurrent fold is seen whole or
+/// not at all.
+pub const COUNT_FROM_CONTEO: &str = "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM (
+        SELECT tipo, estado, estado_kyc, n FROM partner_conteo
+        UNION ALL
+        SELECT tipo, estado, estado_kyc, n FROM partner_conteo_delta) AS conteo
+    WHERE ($1 IS NULL OR estado = $1)
+      AND ($2 IS NULL OR tipo = $2)
+      AND ($3 IS NULL OR estado_kyc = $3)";
+
+/// The number of partners with these enumerated values (`None` = any) from the counts the
+/// triggers keep exact in every writing transaction: a sum over a few dozen rows costs far
+/// less than counting the partners.
 async fn count_from_conteo(
     db: &Db,
     estado: Option<&str>,
     tipo: Option<&str>,
     estado_kyc: Option<&str>,
 ) -> Result<i64, RepoError> {
-    Ok(with_reader!(db, conn => sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM partner_conteo
-         WHERE ($1 IS NULL OR estado = $1)
-           AND ($2 IS NULL OR tipo = $2)
-           AND ($3 IS NULL OR estado_kyc = $3)",
-    )
+    Ok(
+        with_reader!(db, conn => sqlx::query_scalar(COUNT_FROM_CONTEO)
     .bind(estado)
     .bind(tipo)
     .bind(estado_kyc)
     .fetch_one(conn)
-    .await)?)
+    .await)?,
+    )
+}
+
+/// PostgreSQL: moves the count changes writers appended to `partner_conteo_delta` into
+/// `partner_conteo`, in one statement that deletes the rows it sums, so a count never sees a
+/// change twice or misses one. A fold already running elsewhere (another replica) makes this one
+/// a no-op instead of a wait. Returns how many appended rows it folded. SQLite's triggers add
+/// to the counts directly: nothing to fold there.
+pub async fn fold_counts(db: &Db) -> Result<u64, sqlx::Error> {
+    let Db::Postgres(pool) = db else {
+        return Ok(0);
+    };
+    sqlx::query_scalar(
+        "WITH turno AS (SELECT pg_try_advisory_xact_lock(hashtext('partner_conteo_delta')) AS mio),
+              movido AS (DELETE FROM partner_conteo_delta WHERE (SELECT mio FROM turno)
+                         RETURNING tipo, estado, estado_kyc, n),
+              sumado AS (INSERT INTO partner_conteo (tipo, estado, estado_kyc, shard, n)
+                         SELECT tipo, estado, estado_kyc, 0, SUM(n) FROM movido
+                          GROUP BY tipo, estado, estado_kyc
+                         ON CONFLICT (tipo, estado, estado_kyc, shard)
+                         DO UPDATE SET n = partner_conteo.n + EXCLUDED.n)
+         SELECT COUNT(*) FROM movido",
+    )
+    .fetch_one(pool)
+    .await
+    .map(|folded: i64| folded as u64)
 }
 
 /// One page of partners in id (creation) order, without their integrations, plus the total

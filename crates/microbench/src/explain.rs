@@ -47,10 +47,7 @@ pub async fn list_plans(pool: &sqlx::PgPool, query: &str) -> anyhow::Result<Vec<
     // As integraciones counts: from the counts table unless the filter searches with `q`.
     let (count_sql, count_types, count_args) = if q.is_none() {
         (
-            "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM partner_conteo \
-             WHERE ($1 IS NULL OR estado = $1) AND ($2 IS NULL OR tipo = $2) \
-             AND ($3 IS NULL OR estado_kyc = $3)"
-                .to_owned(),
+            integraciones::storage::COUNT_FROM_CONTEO.to_owned(),
             "text, text, text",
             [&estado, &tipo, &estado_kyc]
                 .map(|value| literal(value.as_deref()))

@@ -2,8 +2,9 @@
 //! filters are answered from (migration 0003) is kept by triggers, so creates from the API and
 //! from the saga's commands, type changes, KYC decisions, deletes, deactivations, writes
 //! outside the repository and rolled-back transactions must all leave it equal to a real
-//! `COUNT(*)` for every combination of `tipo`, `estado` and `estado_kyc`. On PostgreSQL the
-//! counts are spread over shard rows so that concurrent writers do not queue on one.
+//! `COUNT(*)` for every combination of `tipo`, `estado` and `estado_kyc`. On PostgreSQL writers
+//! append their changes (migration 0004) and a fold moves them into the counts table, so the
+//! totals must be exact both before and after a fold, and with folds running among writers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,8 +138,27 @@ fn every_enumerated_filter() -> Vec<PartnerFilter> {
 }
 
 /// The list's total against a real `COUNT(*)` for all 125 enumerated filters and a few with a
-/// search, both past a cursor and on a first page; returns the unfiltered total.
+/// search, both past a cursor and on a first page, with the appended count changes as they are
+/// and once more after folding them; returns the unfiltered total.
 async fn assert_totals_exact(db: &Db, after: &str) -> i64 {
+    assert_totals_exact_now(db, after).await;
+    repo::fold_counts(db).await.unwrap();
+    assert_eq!(appended(db, None).await, 0, "the fold left changes behind");
+    assert_totals_exact_now(db, &format!("{after}, folded")).await
+}
+
+/// The count changes appended and not folded yet, of one kind or of all.
+async fn appended(db: &Db, tipo: Option<TipoPartner>) -> i64 {
+    with_reader!(db, conn => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM partner_conteo_delta WHERE $1 IS NULL OR tipo = $1",
+    )
+    .bind(tipo.map(TipoPartner::as_str))
+    .fetch_one(conn)
+    .await)
+    .unwrap()
+}
+
+async fn assert_totals_exact_now(db: &Db, after: &str) -> i64 {
     let mut filters = every_enumerated_filter();
     for q in ["conteo", "saga", "@c"] {
         filters.push(PartnerFilter {
@@ -356,20 +376,8 @@ async fn totals_stay_exact_through_every_write_path(db: &Db) {
 
 testkit::on_both_backends!(crate::helpers::SCHEMA; totals_stay_exact_through_every_write_path);
 
-/// The shard rows of one combination that hold a count.
-async fn shards_in_use(db: &Db, tipo: TipoPartner) -> i64 {
-    with_reader!(db, conn => sqlx::query_scalar(
-        "SELECT COUNT(*) FROM partner_conteo
-         WHERE tipo = $1 AND estado = 'ACTIVO' AND estado_kyc = 'PENDIENTE' AND n <> 0",
-    )
-    .bind(tipo.as_str())
-    .fetch_one(conn)
-    .await)
-    .unwrap()
-}
-
-/// A transaction that has counted a new partner and not committed yet holds its count row;
-/// another writer of the same combination takes another shard instead of waiting for it.
+/// A transaction that has counted a new partner and not committed yet holds nothing another
+/// writer of the same combination needs: each appends its own change.
 #[tokio::test]
 async fn an_uncommitted_count_does_not_hold_up_another_writer_on_postgres() {
     let test_db = TestDb::postgres(SCHEMA).await;
@@ -392,13 +400,13 @@ async fn an_uncommitted_count_does_not_hold_up_another_writer_on_postgres() {
         .await
         .expect("the second insert waited for the first transaction");
     held.commit().await.unwrap();
-    assert_eq!(shards_in_use(db, TipoPartner::Embajador).await, 2);
+    assert_eq!(appended(db, Some(TipoPartner::Embajador)).await, 2);
     assert_eq!(assert_totals_exact(db, "two overlapping inserts").await, 2);
     test_db.cleanup().await;
 }
 
-/// Transactions that each write several partners, all at once: none fails (no deadlock on
-/// the count rows) and the totals come out exact.
+/// Transactions that each write several partners, all at once, while folds run: none fails
+/// (no deadlock on the count rows) and the totals come out exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_multi_partner_transactions_keep_totals_exact_on_postgres() {
     const WRITERS: usize = 8;
@@ -429,9 +437,26 @@ async fn concurrent_multi_partner_transactions_keep_totals_exact_on_postgres() {
             tx.commit().await.unwrap();
         });
     }
+    let folder = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut folded = 0;
+            loop {
+                folded += repo::fold_counts(&db).await.unwrap();
+                tokio::task::yield_now().await;
+                if folded >= (WRITERS * (PER_WRITER + 2)) as u64 {
+                    return;
+                }
+            }
+        })
+    };
     while let Some(joined) = writers.join_next().await {
         joined.expect("a writer failed");
     }
+    tokio::time::timeout(UNBLOCKED, folder)
+        .await
+        .expect("the folds did not take every appended change")
+        .expect("a fold failed");
     assert_eq!(
         assert_totals_exact(db, "concurrent writers").await,
         (WRITERS * PER_WRITER) as i64
@@ -450,7 +475,7 @@ const BEFORE_CONTEO: Schema = Schema {
 };
 
 /// Migration 0003 on a database that already holds partners counts them, and the triggers
-/// take over from there.
+/// take over from there (and migration 0004's after them).
 async fn the_migration_counts_existing_partners(test_db: TestDb) {
     let db = &test_db.db;
     let mut tx = db.begin().await.unwrap();
@@ -494,8 +519,9 @@ async fn the_migration_counts_existing_partners_on_postgres() {
     the_migration_counts_existing_partners(TestDb::postgres(BEFORE_CONTEO).await).await;
 }
 
-/// Count rows the migration did not create (a value added to an enumeration later) are
-/// created by the first write that needs them, and an emptied partner table counts zero.
+/// Count rows the migrations did not create (a value added to an enumeration later) are
+/// created by the first fold that needs them, and an emptied partner table counts zero,
+/// changes not folded yet included.
 #[tokio::test]
 async fn missing_count_rows_are_created_and_a_truncate_counts_zero_on_postgres() {
     let test_db = TestDb::postgres(SCHEMA).await;
@@ -525,8 +551,17 @@ async fn missing_count_rows_are_created_and_a_truncate_counts_zero_on_postgres()
     .fetch_one(conn)
     .await)
     .unwrap();
-    assert_eq!(rows, 16, "a combination gets all its shards at once");
+    assert_eq!(rows, 1, "the fold recreates the combination's row");
 
+    let mut tx = db.begin().await.unwrap();
+    repo::insert_partner(
+        &mut tx,
+        &new_partner("unfolded@c.com", TipoPartner::Afiliado),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(appended(db, None).await, 1);
     let mut tx = db.begin().await.unwrap();
     with_tx!(&mut tx, conn => sqlx::query("TRUNCATE partner CASCADE")
         .execute(conn)
@@ -535,5 +570,46 @@ async fn missing_count_rows_are_created_and_a_truncate_counts_zero_on_postgres()
     .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(assert_totals_exact(db, "a truncate").await, 0);
+    test_db.cleanup().await;
+}
+
+/// Migration 0004 on counts spread over several shards by migration 0003's triggers (two
+/// overlapping inserts take two) keeps every total and leaves one row per combination.
+#[tokio::test]
+async fn the_delta_migration_keeps_sharded_counts_on_postgres() {
+    let test_db = TestDb::postgres(Schema {
+        component: "integraciones",
+        migrations: integraciones::MIGRATIONS.split_at(3).0,
+    })
+    .await;
+    let db = &test_db.db;
+    let mut held = db.begin().await.unwrap();
+    repo::insert_partner(
+        &mut held,
+        &new_partner("one@c.com", TipoPartner::Influencer),
+    )
+    .await
+    .unwrap();
+    let mut other = db.begin().await.unwrap();
+    repo::insert_partner(
+        &mut other,
+        &new_partner("two@c.com", TipoPartner::Influencer),
+    )
+    .await
+    .unwrap();
+    other.commit().await.unwrap();
+    held.commit().await.unwrap();
+    let shards = "SELECT COUNT(*) FROM partner_conteo WHERE n <> 0";
+    let before: i64 =
+        with_reader!(db, conn => sqlx::query_scalar(shards).fetch_one(conn).await).unwrap();
+    assert_eq!(before, 2, "two overlapping inserts counted in two shards");
+
+    db.migrate_with("integraciones", integraciones::MIGRATIONS)
+        .await
+        .unwrap();
+    let after: i64 =
+        with_reader!(db, conn => sqlx::query_scalar(shards).fetch_one(conn).await).unwrap();
+    assert_eq!(after, 1, "one row holds the combination's count");
+    assert_eq!(assert_totals_exact(db, "the delta migration").await, 2);
     test_db.cleanup().await;
 }
