@@ -237,17 +237,18 @@ use bind_partner;
 /// (`::storage::outbox::row`) in one statement that commits on its own, one round trip
 /// instead of four. `Ok(false)`: a live partner holds the e-mail, and nothing was written.
 /// The caller wakes the relay after a write.
+///
+/// A plain insert, not `ON CONFLICT DO NOTHING`: a refused e-mail fails the whole statement,
+/// outbox row included, which is what is wanted here, and the usual insert is spared the
+/// speculative-insertion protocol (a look into every unique index first, and a second WAL
+/// record to confirm the row).
 pub async fn insert_new_partner_committed(
     pool: &sqlx::PgPool,
     partner: &Partner,
     row: &(Uuid, String, String),
 ) -> Result<bool, RepoError> {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        ::storage::outbox::with_row(
-            concat!(insert_partner_sql!(), " ON CONFLICT DO NOTHING"),
-            14,
-        )
-    });
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| ::storage::outbox::with_row(insert_partner_sql!(), 14));
     let state = partner.state();
     if !state.integraciones.is_empty() {
         return Err(RepoError::Corrupt(
@@ -261,9 +262,14 @@ pub async fn insert_new_partner_committed(
         .bind(envelope)
         .bind(kernel::now())
         .execute(pool)
-        .await?
-        .rows_affected();
-    Ok(written == 1)
+        .await;
+    match written {
+        Ok(_) => Ok(true),
+        Err(error) => match unique_violation(&error) {
+            Some(RepoError::EmailTaken) => Ok(false),
+            _ => Err(RepoError::Sqlx(error)),
+        },
+    }
 }
 
 /// Inserts a new partner (and any integrations it already has). A live partner with the same
