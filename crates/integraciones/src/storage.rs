@@ -574,11 +574,15 @@ async fn count_from_conteo(
 /// change twice or misses one. A fold already running elsewhere (another replica) makes this one
 /// a no-op instead of a wait. Returns how many appended rows it folded. SQLite's triggers add
 /// to the counts directly: nothing to fold there.
+///
+/// The folded rows are then vacuumed away at once: every count reads the whole appended table,
+/// dead versions included, and autovacuum looks at a table once a minute at best (500,000 dead
+/// rows after a bulk load made a list's count take ~40 ms instead of ~1).
 pub async fn fold_counts(db: &Db) -> Result<u64, sqlx::Error> {
     let Db::Postgres(pool) = db else {
         return Ok(0);
     };
-    sqlx::query_scalar(
+    let folded: i64 = sqlx::query_scalar(
         "WITH turno AS (SELECT pg_try_advisory_xact_lock(hashtext('partner_conteo_delta')) AS mio),
               movido AS (DELETE FROM partner_conteo_delta WHERE (SELECT mio FROM turno)
                          RETURNING tipo, estado, estado_kyc, n),
@@ -590,8 +594,14 @@ pub async fn fold_counts(db: &Db) -> Result<u64, sqlx::Error> {
          SELECT COUNT(*) FROM movido",
     )
     .fetch_one(pool)
-    .await
-    .map(|folded: i64| folded as u64)
+    .await?;
+    if folded > 0 {
+        // SKIP_LOCKED: a replica's vacuum already running does the work.
+        sqlx::query("VACUUM (SKIP_LOCKED) partner_conteo_delta")
+            .execute(pool)
+            .await?;
+    }
+    Ok(folded as u64)
 }
 
 /// One page of partners in id (creation) order, without their integrations, plus the total
