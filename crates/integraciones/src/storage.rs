@@ -559,14 +559,13 @@ async fn count_from_conteo(
     tipo: Option<&str>,
     estado_kyc: Option<&str>,
 ) -> Result<i64, RepoError> {
-    Ok(
-        with_reader!(db, conn => sqlx::query_scalar(COUNT_FROM_CONTEO)
-    .bind(estado)
-    .bind(tipo)
-    .bind(estado_kyc)
-    .fetch_one(conn)
-    .await)?,
-    )
+    let count = with_reader!(db, conn => sqlx::query_scalar(COUNT_FROM_CONTEO)
+        .bind(estado)
+        .bind(tipo)
+        .bind(estado_kyc)
+        .fetch_one(conn)
+        .await)?;
+    Ok(count)
 }
 
 /// PostgreSQL: moves the count changes writers appended to `partner_conteo_delta` into
