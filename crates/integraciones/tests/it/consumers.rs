@@ -66,14 +66,8 @@ async fn create_partner_creates_it_and_publishes_partner_creado_with_the_onboard
     assert_eq!(event.data["tipo"], "INFLUENCER");
     let partner_id: Uuid = event.data["partner_id"].as_str().unwrap().parse().unwrap();
     let partner: Value = app
-        .client
-        .get(app.url(&format!("/api/v1/partners/{partner_id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/partners/{partner_id}"))
+        .await;
     assert_eq!(partner["email"], "saga@example.com");
     assert_eq!(partner["onboarding_id"], command.onboarding_id.to_string());
 }

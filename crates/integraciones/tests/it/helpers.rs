@@ -90,6 +90,13 @@ impl TestApp {
         response.json().await.expect("json")
     }
 
+    /// GETs `path` and returns its JSON body, whatever the status.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        testkit::http::get_json(&self.client, &self.url(path))
+            .await
+            .1
+    }
+
     /// Waits until the relay has published every outbox row.
     pub async fn outbox_drained(&self) {
         testkit::eventually(testkit::DEADLINE, "the outbox to drain", || async {

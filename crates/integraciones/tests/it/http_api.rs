@@ -65,15 +65,7 @@ async fn creating_a_partner_answers_201_with_location_and_defaults() {
     assert!(is_utc_rfc3339(&body["fecha_creacion"]), "{body}");
     assert!(is_utc_rfc3339(&body["fecha_actualizacion"]), "{body}");
 
-    let fetched: Value = app
-        .client
-        .get(app.url(&location))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fetched: Value = app.get_json(&location).await;
     assert_eq!(fetched, body);
 }
 
@@ -88,15 +80,7 @@ async fn the_collection_accepts_a_trailing_slash() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::CREATED);
-    let list: Value = app
-        .client
-        .get(app.url("/api/v1/partners/"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/api/v1/partners/").await;
     assert_eq!(list["total"], 1);
 }
 
@@ -299,15 +283,7 @@ async fn deleting_revokes_integrations_frees_the_email_and_is_final() {
         json!({"partner_id": id})
     );
 
-    let deleted: Value = app
-        .client
-        .get(app.url(&path))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let deleted: Value = app.get_json(&path).await;
     assert_eq!(deleted["estado"], "ELIMINADO");
     let integracion = &deleted["integraciones"][0];
     assert_eq!(integracion["activa"], false);
@@ -600,15 +576,7 @@ async fn an_idempotent_create_is_replayed_exactly_and_a_reused_key_refused() {
     let reused = send(json!({"nombre": "Otra", "email": "otra@example.com"})).await;
     expect_problem(reused, 422, "IDEMPOTENCY_KEY_REUTILIZADA").await;
 
-    let list: Value = app
-        .client
-        .get(app.url("/api/v1/partners"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/api/v1/partners").await;
     assert_eq!(list["total"], 1);
     let partner: Value = serde_json::from_str(&first_body).unwrap();
     next_matching(&mut created_events, "PartnerCreado", |e| {
@@ -648,15 +616,7 @@ async fn an_idempotent_integration_is_created_once() {
     let second = send().await.unwrap();
     assert_eq!(second.status(), StatusCode::CREATED);
     assert_eq!(second.text().await.unwrap(), first);
-    let detail: Value = app
-        .client
-        .get(app.url(&format!("/api/v1/partners/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let detail: Value = app.get_json(&format!("/api/v1/partners/{id}")).await;
     assert_eq!(detail["integraciones"].as_array().unwrap().len(), 1);
 }
 
@@ -691,15 +651,7 @@ async fn the_operational_routes_work() {
         .unwrap()
         .starts_with("text/html"));
 
-    let openapi: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let openapi: Value = app.get_json("/openapi.json").await;
     assert!(openapi["openapi"].as_str().unwrap().starts_with("3."));
     assert!(openapi["components"]["schemas"]["PartnerDto"].is_object());
     let paths = openapi["paths"].as_object().unwrap();
@@ -765,15 +717,7 @@ async fn concurrent_writes_are_decided_by_the_database(app: &TestApp) {
     statuses.sort();
     assert_eq!(statuses, [201, 409, 409, 409, 409, 409]);
 
-    let list: Value = app
-        .client
-        .get(app.url("/api/v1/partners"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/api/v1/partners").await;
     assert_eq!(list["total"], 2);
 }
 
@@ -827,15 +771,7 @@ async fn a_create_on_postgres_publishes_its_event_and_a_taken_email_writes_nothi
         .unwrap();
     expect_problem(taken, 409, "EMAIL_EXISTENTE").await;
     // Neither a partner nor an outbox row came of the refused create.
-    let list: Value = app
-        .client
-        .get(app.url("/api/v1/partners"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/api/v1/partners").await;
     assert_eq!(list["total"], 1);
     assert_eq!(storage::outbox::backlog(app.service.db()).await.unwrap(), 0);
     app.cleanup().await;
@@ -873,14 +809,8 @@ async fn the_api_works_on_postgres() {
         .unwrap();
     assert_eq!(revoke.status(), StatusCode::OK);
     let list: Value = app
-        .client
-        .get(app.url("/api/v1/partners?q=PG&estado_kyc=REQUIERE_DOCUMENTOS"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/partners?q=PG&estado_kyc=REQUIERE_DOCUMENTOS")
+        .await;
     assert_eq!(list["total"], 1);
     let deleted = app
         .client
