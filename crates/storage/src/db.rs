@@ -129,10 +129,32 @@ impl Db {
     }
 
     /// Opens a write transaction. On SQLite it waits for the single writer connection.
+    ///
+    /// The `BEGIN` runs in a task of its own, so dropping this future (a client that went away
+    /// takes its request's future with it) never strands a transaction: sqlx begins before it
+    /// hands back the `Transaction` whose drop would roll it back, and a `BEGIN` whose answer
+    /// nobody read left SQLite's single writer inside it for good — every later write of the
+    /// service failed. Here the task receives the `Transaction` whatever happens to the caller,
+    /// and drops it (rolling back) when the caller is gone.
     pub async fn begin(&self) -> Result<Tx, StorageError> {
-        let conn = match self {
-            Db::Sqlite { writer, .. } => TxConn::Sqlite(writer.begin_with(BEGIN_SQLITE).await?),
-            Db::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+        let begun = match self {
+            Db::Sqlite { writer, .. } => {
+                let writer = writer.clone();
+                tokio::spawn(
+                    async move { writer.begin_with(BEGIN_SQLITE).await.map(TxConn::Sqlite) },
+                )
+                .await
+            }
+            Db::Postgres(pool) => {
+                let pool = pool.clone();
+                tokio::spawn(async move { pool.begin().await.map(TxConn::Postgres) }).await
+            }
+        };
+        let conn = match begun {
+            Ok(begun) => begun?,
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            // Only a runtime shutting down cancels the task.
+            Err(_) => return Err(sqlx::Error::PoolClosed.into()),
         };
         Ok(Tx {
             conn,

@@ -66,4 +66,5 @@ on_both_backends!(
     a_batch_commits_together_and_a_failing_message_goes_alone,
     idempotency_responses_are_stored_and_a_twin_key_conflicts,
     orphaned_claims_are_released_at_start_only_where_one_process_owns_the_db,
+    writes_dropped_at_any_point_leave_the_writer_usable,
 );

@@ -526,3 +526,59 @@ pub async fn the_writer_is_synced_again_after_the_relay_and_in_every_transaction
         "inside a transaction begun on a connection left unsynced"
     );
 }
+
+/// A request whose client goes away is dropped wherever it stands, and so is the write it was
+/// making: waiting for the writer, beginning, between statements, committing. Whatever point
+/// it was dropped at, the writer must be free for the next write, and a write that reported
+/// its commit must be there.
+pub async fn writes_dropped_at_any_point_leave_the_writer_usable(db: Db) {
+    let committed = Arc::new(Mutex::new(Vec::new()));
+    let mut writers = tokio::task::JoinSet::new();
+    for writer in 0..16u32 {
+        let db = db.clone();
+        let committed = committed.clone();
+        writers.spawn(async move {
+            for attempt in 0..150u32 {
+                let n = writer * 1_000 + attempt;
+                let envelope = ping(n);
+                let id = envelope.id;
+                let write = async {
+                    let mut tx = db.begin().await?;
+                    outbox::append(&mut tx, "pings", &envelope);
+                    tx.commit().await
+                };
+                // From a few microseconds (dropped while waiting for the writer or beginning)
+                // to a few hundred (dropped mid-commit, or not at all).
+                let patience = std::time::Duration::from_micros(u64::from(attempt % 50) * 8);
+                if let Ok(Ok(())) = tokio::time::timeout(patience, write).await {
+                    committed.lock().unwrap().push(id);
+                }
+            }
+        });
+    }
+    while let Some(joined) = writers.join_next().await {
+        joined.unwrap();
+    }
+
+    let last = ping(u32::MAX);
+    let write = async {
+        let mut tx = db.begin().await.unwrap();
+        outbox::append(&mut tx, "pings", &last);
+        tx.commit().await.unwrap();
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), write)
+        .await
+        .expect("the writer is free again once the dropped writes are gone");
+
+    let bus = Arc::new(RecordingBus::default());
+    let relay = Relay::new(db.clone(), bus.clone());
+    while relay.relay_once().await.unwrap() > 0 {}
+    let published: std::collections::HashSet<Uuid> = bus.ids().into_iter().collect();
+    assert!(published.contains(&last.id));
+    for id in committed.lock().unwrap().iter() {
+        assert!(
+            published.contains(id),
+            "a write reported committed is there"
+        );
+    }
+}
