@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use ::storage::idempotency::{self, IdempotencyError, Remembered, StoredResponse};
-use ::storage::{outbox, Db};
+use ::storage::{outbox, Db, GroupCommit, GroupCommitError};
 use contracts::partners::CreatePartner;
 use kernel::{Envelope, EnvelopeContext, IntegrationEvent};
 use tokio::sync::Notify;
@@ -35,6 +35,9 @@ pub enum AppError {
     Rejected(Box<Problem>),
     #[error(transparent)]
     Repo(RepoError),
+    /// The group commit that carried this write did not commit.
+    #[error(transparent)]
+    Write(#[from] GroupCommitError),
 }
 
 impl From<RepoError> for AppError {
@@ -77,6 +80,39 @@ pub struct Service {
     db: Db,
     wake: Arc<Notify>,
     upstream: Upstream,
+    /// Onboardings started without an idempotency key, written in groups.
+    started: GroupCommit<Started>,
+}
+
+/// An onboarding and its `CreatePartner`, waiting for their group's commit.
+struct Started {
+    onboarding: Onboarding,
+    command: Envelope,
+}
+
+/// The most onboardings one commit carries.
+const GROUP_MAX: usize = 128;
+
+/// Writes a group of onboardings and their commands in one transaction: three statements
+/// and one commit however many there are, where one transaction each cost that per request.
+async fn write_started(
+    db: Db,
+    wake: Arc<Notify>,
+    started: Vec<Started>,
+) -> Result<(), GroupCommitError> {
+    let onboardings: Vec<Onboarding> = started.iter().map(|s| s.onboarding.clone()).collect();
+    let mut tx = db.begin().await?;
+    repo::insert_onboardings(&mut tx, &onboardings)
+        .await
+        .map_err(|error| match error {
+            RepoError::Sqlx(error) => GroupCommitError::from(error),
+            other => GroupCommitError::Failed(other.to_string()),
+        })?;
+    for started in &started {
+        outbox::append(&mut tx, CreatePartner::TOPIC, &started.command);
+    }
+    outbox::commit_and_wake(tx, &wake).await?;
+    Ok(())
 }
 
 /// The command that starts the saga, as published.
@@ -95,8 +131,20 @@ pub fn create_partner_command(onboarding: &Onboarding) -> CreatePartner {
 }
 
 impl Service {
+    /// Starts the writer task of the onboarding writes: call it inside the runtime.
     pub fn new(db: Db, wake: Arc<Notify>, upstream: Upstream) -> Self {
-        Self { db, wake, upstream }
+        let started = {
+            let (db, wake) = (db.clone(), wake.clone());
+            GroupCommit::spawn(GROUP_MAX, move |started| {
+                write_started(db.clone(), wake.clone(), started)
+            })
+        };
+        Self {
+            db,
+            wake,
+            upstream,
+            started,
+        }
     }
 
     pub fn db(&self) -> &Db {
@@ -131,14 +179,25 @@ impl Service {
                 ..EnvelopeContext::default()
             },
         );
+        let Some(idempotent) = idempotent else {
+            // Nothing to answer from inside the transaction: the write joins a group commit.
+            self.started
+                .submit(Started {
+                    onboarding: onboarding.clone(),
+                    command: envelope,
+                })
+                .await?;
+            return Ok(Written::Done(onboarding));
+        };
         let mut tx = self.db.begin().await?;
         repo::insert_onboarding(&mut tx, &onboarding).await?;
         outbox::append(&mut tx, CreatePartner::TOPIC, &envelope);
-        let tx =
-            match idempotency::remember(&self.db, tx, idempotent, || render(&onboarding)).await? {
-                Remembered::Kept(tx) => tx,
-                Remembered::Twin(stored) => return Ok(Written::Replayed(stored)),
-            };
+        let tx = match idempotency::remember(&self.db, tx, Some(idempotent), || render(&onboarding))
+            .await?
+        {
+            Remembered::Kept(tx) => tx,
+            Remembered::Twin(stored) => return Ok(Written::Replayed(stored)),
+        };
         outbox::commit_and_wake(tx, &self.wake).await?;
         Ok(Written::Done(onboarding))
     }

@@ -82,6 +82,52 @@ pub async fn insert_onboarding(tx: &mut Tx, onboarding: &Onboarding) -> Result<(
     Ok(())
 }
 
+/// Inserts new onboardings in one statement: the rows as a JSON list, unpacked by the
+/// database (SQLite stores ids as 16-byte blobs, PostgreSQL parses the hex as a uuid). The
+/// time is written as sqlx writes a `DateTime<Utc>` on SQLite, so every row reads back alike.
+pub async fn insert_onboardings(tx: &mut Tx, onboardings: &[Onboarding]) -> Result<(), RepoError> {
+    if let [onboarding] = onboardings {
+        return insert_onboarding(tx, onboarding).await;
+    }
+    let rows: Vec<Value> = onboardings
+        .iter()
+        .map(|onboarding| {
+            let solicitud = &onboarding.solicitud;
+            json!([
+                onboarding.onboarding_id.simple().to_string(),
+                onboarding.saga_id.simple().to_string(),
+                solicitud.nombre.as_str(),
+                solicitud.email.as_str(),
+                solicitud.tipo.as_str(),
+                solicitud_json(solicitud).to_string(),
+                onboarding
+                    .creada_en
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
+            ])
+        })
+        .collect();
+    let sql = match tx.backend() {
+        storage::Backend::Sqlite => {
+            "INSERT INTO onboarding (onboarding_id, saga_id, nombre, email, tipo, solicitud, creada_en)
+             SELECT unhex(value ->> 0), unhex(value ->> 1), value ->> 2, value ->> 3,
+                 value ->> 4, value ->> 5, value ->> 6
+             FROM json_each($1)"
+        }
+        storage::Backend::Postgres => {
+            "INSERT INTO onboarding (onboarding_id, saga_id, nombre, email, tipo, solicitud, creada_en)
+             SELECT (value ->> 0)::uuid, (value ->> 1)::uuid, value ->> 2, value ->> 3,
+                 value ->> 4, value ->> 5, (value ->> 6)::timestamptz
+             FROM jsonb_array_elements($1::jsonb)"
+        }
+    };
+    with_tx!(tx, conn => sqlx::query(sql)
+        .bind(Value::Array(rows).to_string())
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
 /// The onboarding with this temporary id, if this BFF started it.
 pub async fn find_onboarding(
     db: &Db,

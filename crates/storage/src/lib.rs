@@ -5,6 +5,7 @@
 
 pub mod consume;
 mod db;
+mod group_commit;
 pub mod idempotency;
 pub mod inbox;
 mod migrate;
@@ -13,6 +14,7 @@ mod repo;
 
 pub use consume::{Transactional, TxCounts, TxHandler};
 pub use db::{is_unavailable, is_unique_violation, Backend, Db, StorageError, Tx, TxConn};
+pub use group_commit::{GroupCommit, GroupCommitError};
 pub use migrate::{migrate, Migration};
 pub use repo::RepoError;
 

@@ -4,6 +4,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use storage::GroupCommitError;
 use web::Problem;
 
 use crate::application::AppError;
@@ -77,6 +78,10 @@ fn app_problem(error: AppError) -> Problem {
         AppError::Rejected(problem) => *problem,
         AppError::Contention => Problem::unavailable(&error),
         AppError::Repo(RepoError::Sqlx(ref cause)) => Problem::database(cause),
+        AppError::Write(ref cause @ GroupCommitError::Unavailable(_)) => {
+            Problem::unavailable(cause)
+        }
+        AppError::Write(ref cause @ GroupCommitError::Failed(_)) => Problem::internal(cause),
         AppError::Repo(ref cause) => Problem::internal(cause),
     }
 }

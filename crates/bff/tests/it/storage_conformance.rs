@@ -108,8 +108,42 @@ async fn the_row_and_its_command_roll_back_together(db: &Db) {
         .all(|(_, row)| row.id != envelope.id));
 }
 
+/// Onboardings written together in one statement read back exactly as one written alone.
+async fn onboardings_written_together_read_back_as_one_alone(db: &Db) {
+    let alone = onboarding(kernel::new_id());
+    insert(db, &alone).await.unwrap();
+    let mut together = vec![onboarding(kernel::new_id()), onboarding(kernel::new_id())];
+    together.push(Onboarding::iniciar(
+        kernel::new_id(),
+        kernel::new_id(),
+        solicitud("otra@example.com", None),
+        kernel::now(),
+    ));
+    let mut tx = db.begin().await.unwrap();
+    repo::insert_onboardings(&mut tx, &together).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let expected = |onboarding: &Onboarding| repo::OnboardingRecord {
+        onboarding_id: onboarding.onboarding_id,
+        saga_id: onboarding.saga_id,
+        nombre: onboarding.solicitud.nombre.as_str().to_owned(),
+        email: onboarding.solicitud.email.as_str().to_owned(),
+        tipo: onboarding.solicitud.tipo.as_str().to_owned(),
+        solicitud: repo::solicitud_json(&onboarding.solicitud),
+        creada_en: onboarding.creada_en,
+    };
+    for onboarding in std::iter::once(&alone).chain(&together) {
+        let stored = repo::find_onboarding(db, onboarding.onboarding_id)
+            .await
+            .unwrap()
+            .expect("stored");
+        assert_eq!(stored, expected(onboarding));
+    }
+}
+
 async fn run_suite(db: &Db) {
     an_onboarding_round_trips(db).await;
+    onboardings_written_together_read_back_as_one_alone(db).await;
     an_unknown_onboarding_is_none(db).await;
     one_onboarding_per_saga(db).await;
     the_row_and_its_command_roll_back_together(db).await;
@@ -161,6 +195,61 @@ async fn the_write_over_http(test_db: TestDb) {
         .unwrap()
         .is_some());
     app.cleanup().await;
+}
+
+/// Concurrent writes without a key share commits: each gets its own onboarding and exactly
+/// one command, carrying its saga.
+async fn concurrent_writes_over_http(test_db: TestDb) {
+    let app = std::sync::Arc::new(spawn_app_on(test_db, unused_upstreams(), false).await);
+    let mut clients = tokio::task::JoinSet::new();
+    for n in 0..40 {
+        let app = app.clone();
+        clients.spawn(async move {
+            app.start_onboarding(&json!({"nombre": "Ana", "email": format!("ana{n}@example.com")}))
+                .await
+        });
+    }
+    let mut started = Vec::new();
+    while let Some(body) = clients.join_next().await {
+        started.push(body.unwrap());
+    }
+    assert_eq!(onboarding_count(app.db()).await, 40);
+    let mut commanded: Vec<String> = outbox_rows(app.db())
+        .await
+        .iter()
+        .map(|(topic, envelope)| {
+            assert_eq!(topic, CreatePartner::TOPIC);
+            envelope.sagaid.expect("saga id").to_string()
+        })
+        .collect();
+    let mut sagas: Vec<String> = started
+        .iter()
+        .map(|body| body["saga_id"].as_str().unwrap().to_owned())
+        .collect();
+    commanded.sort();
+    sagas.sort();
+    assert_eq!(commanded, sagas);
+    for body in &started {
+        let onboarding_id: Uuid = body["onboarding_id"].as_str().unwrap().parse().unwrap();
+        assert!(repo::find_onboarding(app.db(), onboarding_id)
+            .await
+            .unwrap()
+            .is_some());
+    }
+    std::sync::Arc::into_inner(app)
+        .expect("the clients are done")
+        .cleanup()
+        .await;
+}
+
+#[tokio::test]
+async fn concurrent_writes_over_http_on_sqlite() {
+    concurrent_writes_over_http(TestDb::sqlite(SCHEMA).await).await;
+}
+
+#[tokio::test]
+async fn concurrent_writes_over_http_on_postgres() {
+    concurrent_writes_over_http(TestDb::postgres(SCHEMA).await).await;
 }
 
 #[tokio::test]

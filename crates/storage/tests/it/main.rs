@@ -67,4 +67,7 @@ on_both_backends!(
     idempotency_responses_are_stored_and_a_twin_key_conflicts,
     orphaned_claims_are_released_at_start_only_where_one_process_owns_the_db,
     writes_dropped_at_any_point_leave_the_writer_usable,
+    a_group_commit_writes_every_caller_once_and_tells_each,
+    a_failed_group_fails_all_its_callers_and_the_next_group_commits,
+    a_caller_that_goes_away_still_has_its_item_written,
 );

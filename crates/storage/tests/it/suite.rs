@@ -582,3 +582,105 @@ pub async fn writes_dropped_at_any_point_leave_the_writer_usable(db: Db) {
         );
     }
 }
+
+/// A group commit whose write appends each envelope to the outbox in one transaction, and
+/// fails the whole group (before committing) when one of them is numbered `FAILS`, or panics
+/// when one is numbered `PANICS`.
+fn outbox_group(db: &Db) -> storage::GroupCommit<(u32, Envelope)> {
+    const FAILS: u32 = 666;
+    const PANICS: u32 = 999;
+    let db = db.clone();
+    storage::GroupCommit::spawn(8, move |items: Vec<(u32, Envelope)>| {
+        let db = db.clone();
+        async move {
+            let mut tx = db.begin().await?;
+            for (n, envelope) in &items {
+                outbox::append(&mut tx, "pings", envelope);
+                assert_ne!(*n, PANICS, "told to panic");
+                if *n == FAILS {
+                    return Err(storage::GroupCommitError::Failed("told to fail".into()));
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+    })
+}
+
+async fn published_ids(db: &Db) -> std::collections::HashSet<Uuid> {
+    let bus = Arc::new(RecordingBus::default());
+    let relay = Relay::new(db.clone(), bus.clone());
+    while relay.relay_once().await.unwrap() > 0 {}
+    let published = bus.ids().into_iter().collect();
+    published
+}
+
+pub async fn a_group_commit_writes_every_caller_once_and_tells_each(db: Db) {
+    let group = Arc::new(outbox_group(&db));
+    let mut callers = tokio::task::JoinSet::new();
+    let mut ids = Vec::new();
+    for n in 0..100u32 {
+        let envelope = ping(n);
+        ids.push(envelope.id);
+        let group = group.clone();
+        callers.spawn(async move { group.submit((n, envelope)).await });
+    }
+    while let Some(told) = callers.join_next().await {
+        assert_eq!(told.unwrap(), Ok(()));
+    }
+    let published = published_ids(&db).await;
+    assert_eq!(published.len(), ids.len());
+    assert!(ids.iter().all(|id| published.contains(id)));
+}
+
+pub async fn a_failed_group_fails_all_its_callers_and_the_next_group_commits(db: Db) {
+    let group = outbox_group(&db);
+    let first = ping(1);
+    let doomed = ping(2);
+    let failing = ping(666);
+    let (a, b, c) = tokio::join!(
+        group.submit((1, first.clone())),
+        group.submit((2, doomed.clone())),
+        group.submit((666, failing.clone())),
+    );
+    // However the three were grouped, the failing one's group failed whole and told each of
+    // its callers so; whoever was told `Ok` is committed.
+    let told = [(a, first.id), (b, doomed.id), (c, failing.id)];
+    assert!(matches!(told[2].0, Err(storage::GroupCommitError::Failed(_))));
+    let published = published_ids(&db).await;
+    for (outcome, id) in &told {
+        assert_eq!(outcome.is_ok(), published.contains(id), "{outcome:?}");
+    }
+
+    let panicking = ping(999);
+    assert!(matches!(
+        group.submit((999, panicking.clone())).await,
+        Err(storage::GroupCommitError::Failed(_))
+    ));
+    let after = ping(3);
+    assert_eq!(group.submit((3, after.clone())).await, Ok(()));
+    let published = published_ids(&db).await;
+    assert!(published.contains(&after.id));
+    assert!(!published.contains(&panicking.id));
+}
+
+pub async fn a_caller_that_goes_away_still_has_its_item_written(db: Db) {
+    let group = outbox_group(&db);
+    let abandoned = ping(1);
+    // Polled once (which hands the item over), then dropped.
+    let gone = tokio::time::timeout(
+        std::time::Duration::ZERO,
+        group.submit((1, abandoned.clone())),
+    )
+    .await;
+    assert!(gone.is_err(), "the caller stopped waiting before the commit");
+    testkit::eventually(
+        std::time::Duration::from_secs(10),
+        "the abandoned item committed",
+        || {
+            let db = db.clone();
+            async move { published_ids(&db).await.contains(&abandoned.id).then_some(()) }
+        },
+    )
+    .await;
+}
