@@ -4,6 +4,7 @@
 //! after the commit. Nothing is published any other way. The consumed events' use cases
 //! (`*_in`) write into a transaction their caller owns, so a batch of events shares one commit.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use ::storage::{inbox, is_unique_violation, outbox, Db, Tx};
@@ -261,7 +262,8 @@ impl Service {
     }
 
     /// Commits `tx` and wakes the relay so the new outbox rows leave at once.
-    pub(crate) async fn commit(&self, tx: Tx) -> Result<(), AppError> {
+    pub(crate) async fn commit(&self, mut tx: Tx) -> Result<(), AppError> {
+        Prefetched::flush(&mut tx).await?;
         outbox::commit_and_wake(tx, &self.wake).await?;
         Ok(())
     }
@@ -274,6 +276,25 @@ impl Service {
         expected_version: Option<i64>,
         plan: Plan,
     ) -> Result<(), AppError> {
+        let saga_id = stored.saga.saga_id;
+        let prefetched = tx.scratch::<Prefetched>();
+        if let (Some(expected_version), true) =
+            (expected_version, prefetched.sagas.contains_key(&saga_id))
+        {
+            prefetched
+                .logged
+                .extend(plan.log.iter().map(|entry| (saga_id, entry.event_id)));
+            prefetched.sagas.insert(saga_id, stored.clone());
+            prefetched.pending.push(Pending {
+                stored: stored.clone(),
+                expected_version,
+                entries: plan.log,
+            });
+            outbox::append_all(tx, plan.outbox);
+            return Ok(());
+        }
+        Prefetched::flush(tx).await?;
+        Prefetched::forget(tx, saga_id);
         match repo::save_step(tx, stored, expected_version, &plan.log).await {
             Ok(true) => {}
             Ok(false) => return Err(AppError::Contention),
@@ -301,6 +322,7 @@ impl Service {
             return Ok(Outcome::Duplicate);
         }
         let saga_id = envelope.sagaid.or(command.saga_id);
+        Prefetched::flush(tx).await?;
         let existing = repo::saga_by_id_or_onboarding(tx, saga_id, command.onboarding_id).await?;
         if let Some(existing) = existing {
             return self
@@ -334,6 +356,54 @@ impl Service {
         };
         Self::save(tx, &stored, None, plan).await?;
         Ok(Outcome::Started(stored.saga.saga_id))
+    }
+
+    /// Before a batch of events is applied in `tx`: locks and reads, in two statements, the
+    /// sagas its events name and which of their causes are logged, so that applying each
+    /// event needs no statement to find its saga (on SQLite each one is a trip to the
+    /// connection's thread with the database's writer held). A `CreatePartner` names a saga
+    /// that does not exist yet, and is left out.
+    pub async fn prepare_batch(
+        &self,
+        tx: &mut Tx,
+        envelopes: &[&Envelope],
+    ) -> Result<(), AppError> {
+        let named: Vec<(Uuid, Option<Uuid>)> = envelopes
+            .iter()
+            .filter(|envelope| envelope.event_type != CreatePartner::TYPE)
+            .filter_map(|envelope| Some((envelope.sagaid?, envelope.causationid)))
+            .collect();
+        if named.is_empty() {
+            return Ok(());
+        }
+        let mut saga_ids: Vec<Uuid> = named.iter().map(|(saga_id, _)| *saga_id).collect();
+        saga_ids.sort_unstable();
+        saga_ids.dedup();
+        let sagas = repo::load_many_for_update(tx, &saga_ids).await?;
+        let causes: Vec<(Uuid, Uuid)> = named
+            .iter()
+            .filter_map(|(saga_id, cause)| Some((*saga_id, (*cause)?)))
+            .collect();
+        let logged = if causes.is_empty() {
+            HashSet::new()
+        } else {
+            repo::logged_among(tx, &causes).await?
+        };
+        *tx.scratch::<Prefetched>() = Prefetched {
+            sagas: sagas
+                .into_iter()
+                .map(|stored| (stored.saga.saga_id, stored))
+                .collect(),
+            logged,
+            pending: Vec::new(),
+        };
+        Ok(())
+    }
+
+    /// After a batch's events were applied in `tx`, before it commits: writes the steps they
+    /// left waiting (see [`Prefetched`]).
+    pub async fn finish_batch(&self, tx: &mut Tx) -> Result<(), AppError> {
+        Prefetched::flush(tx).await
     }
 
     /// Handles an event of the onboarding: finds its saga, checks that its cause has been
@@ -428,6 +498,8 @@ impl Service {
                     procesado_en: None,
                 };
                 // `handle` left the saga as it was; only the log grows.
+                Prefetched::flush(tx).await?;
+                Prefetched::forget(tx, saga_id);
                 repo::append_log(tx, &stored.saga, &[entry]).await?;
                 Ok(Outcome::Refused(saga_id))
             }
@@ -527,6 +599,54 @@ impl Service {
     }
 }
 
+/// What a batch of events read up front ([`Service::prepare_batch`]) and what it wrote since:
+/// the sagas its events name, locked, as the transaction has left them; which `(saga, event)`
+/// pairs their logs hold; and their steps not yet written. [`lock`] answers from it without a
+/// statement, and a step of a saga held here waits in `pending` until the batch ends (or
+/// until anything else is about to read or write the saga tables), so a batch's steps travel
+/// in one query (`repo::save_steps`) instead of one each.
+#[derive(Default)]
+struct Prefetched {
+    sagas: HashMap<Uuid, StoredSaga>,
+    logged: HashSet<(Uuid, Uuid)>,
+    pending: Vec<Pending>,
+}
+
+/// A step of a saga held in [`Prefetched`], not yet written.
+struct Pending {
+    stored: StoredSaga,
+    expected_version: i64,
+    entries: Vec<NewLogEntry>,
+}
+
+impl Prefetched {
+    fn forget(tx: &mut Tx, saga_id: Uuid) {
+        tx.scratch::<Prefetched>().sagas.remove(&saga_id);
+    }
+
+    /// Writes the steps waiting in `tx`, in the order they were taken.
+    async fn flush(tx: &mut Tx) -> Result<(), AppError> {
+        let pending = std::mem::take(&mut tx.scratch::<Prefetched>().pending);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let steps: Vec<repo::Step<'_>> = pending
+            .iter()
+            .map(|step| repo::Step {
+                stored: &step.stored,
+                expected_version: Some(step.expected_version),
+                entries: &step.entries,
+            })
+            .collect();
+        match repo::save_steps(tx, &steps).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(AppError::Contention),
+            Err(error) if is_unique_violation(&error) => Err(AppError::Contention),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
 /// Locks and loads saga `saga_id` for `envelope`; beside it, whether the saga has logged the
 /// envelope's cause, when that matters: an event of the saga's own conversation names its
 /// cause, and until the cause is in the log the event is early, not wrong. (An event
@@ -541,6 +661,12 @@ async fn lock(
     let cause = envelope
         .causationid
         .filter(|_| envelope.sagaid.is_some() && paso != Paso::CreatePartner);
+    let prefetched = tx.scratch::<Prefetched>();
+    if let Some(stored) = prefetched.sagas.get(&saga_id) {
+        let logged = cause.map(|cause| prefetched.logged.contains(&(saga_id, cause)));
+        return Ok(Some((stored.clone(), logged)));
+    }
+    Prefetched::flush(tx).await?;
     let locked = repo::load_for_update_after(tx, saga_id, cause).await?;
     Ok(locked.map(|(stored, logged)| (stored, cause.map(|_| logged))))
 }
@@ -548,6 +674,7 @@ async fn lock(
 /// The saga an event without a `sagaid` belongs to, by the ids it carries. `None`: not a
 /// saga's event.
 async fn correlate(tx: &mut Tx, claves: Claves) -> Result<Option<Uuid>, AppError> {
+    Prefetched::flush(tx).await?;
     if let Some(onboarding_id) = claves.onboarding_id {
         if let Some(found) = repo::saga_of_onboarding(tx, onboarding_id).await? {
             return Ok(Some(found));

@@ -188,4 +188,15 @@ impl TxHandler for SagaHandler {
         tracing::debug!(id = %envelope.id, event_type = %envelope.event_type, ?outcome, "saga event handled");
         Ok(())
     }
+
+    async fn prepare(&self, tx: &mut Tx, envelopes: &[&Envelope]) -> Result<(), HandlerError> {
+        self.service
+            .prepare_batch(tx, envelopes)
+            .await
+            .map_err(handler_error)
+    }
+
+    async fn finish(&self, tx: &mut Tx) -> Result<(), HandlerError> {
+        self.service.finish_batch(tx).await.map_err(handler_error)
+    }
 }

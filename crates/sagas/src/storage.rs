@@ -281,53 +281,90 @@ pub async fn update_saga(
     Ok(updated == 1)
 }
 
+/// One step of a saga to write: the saga as it is now, the version it was read at (`None`: a
+/// new saga, inserted) and the step's new log rows.
+pub struct Step<'a> {
+    pub stored: &'a StoredSaga,
+    pub expected_version: Option<i64>,
+    pub entries: &'a [NewLogEntry],
+}
+
 /// Writes one step of a saga into `tx`: the saga itself (inserted when `expected_version` is
 /// `None`, else updated if still at that version) and its new log rows. `Ok(false)` means
 /// another writer changed the saga first: the caller drops `tx`, log rows included. A new saga
 /// whose id or onboarding exists fails with a unique violation.
-///
-/// On SQLite the statements go as one query, one round trip to the connection's thread
-/// instead of one per statement (SQLite binds `$n` to the n-th argument in every statement of
-/// a query, so each statement's placeholders are moved past the previous ones'); PostgreSQL
-/// prepares one statement per query, so there they run in turn.
 pub async fn save_step(
     tx: &mut Tx,
     stored: &StoredSaga,
     expected_version: Option<i64>,
     entries: &[NewLogEntry],
 ) -> Result<bool, sqlx::Error> {
+    save_steps(
+        tx,
+        &[Step {
+            stored,
+            expected_version,
+            entries,
+        }],
+    )
+    .await
+}
+
+/// Writes `steps` in order, as [`save_step`] writes one (two steps of one saga follow each
+/// other: each is guarded by the version the one before it wrote). `Ok(false)`: some saga was
+/// not at its expected version, and the caller drops `tx`.
+///
+/// On SQLite the statements go as one query, one round trip to the connection's thread
+/// instead of one per statement (SQLite binds `$n` to the n-th argument in every statement of
+/// a query, so each statement's placeholders are moved past the previous ones'); PostgreSQL
+/// prepares one statement per query, so there they run in turn.
+pub async fn save_steps(tx: &mut Tx, steps: &[Step<'_>]) -> Result<bool, sqlx::Error> {
     if let ::storage::TxConn::Sqlite(transaction) = &mut tx.conn {
-        let (head, mut params) = match expected_version {
-            None => (INSERT_SAGA, INSERT_SAGA_PARAMS),
-            Some(_) => (UPDATE_SAGA, UPDATE_SAGA_PARAMS),
-        };
-        let mut sql = head.to_owned();
-        for _ in entries {
-            sql.push_str(";\n");
-            sql.push_str(&::storage::renumbered(INSERT_LOG, params));
-            params += INSERT_LOG_PARAMS;
+        let mut sql = String::new();
+        let mut params = 0;
+        let mut rows = 0;
+        for step in steps {
+            let (head, head_params) = match step.expected_version {
+                None => (INSERT_SAGA, INSERT_SAGA_PARAMS),
+                Some(_) => (UPDATE_SAGA, UPDATE_SAGA_PARAMS),
+            };
+            for (statement, count) in std::iter::once((head, head_params))
+                .chain(step.entries.iter().map(|_| (INSERT_LOG, INSERT_LOG_PARAMS)))
+            {
+                if !sql.is_empty() {
+                    sql.push_str(";\n");
+                }
+                sql.push_str(&::storage::renumbered(statement, params));
+                params += count;
+            }
+            rows += 1 + step.entries.len() as u64;
         }
         let mut query = sqlx::query(&sql);
-        query = match expected_version {
-            None => bind_insert_saga!(query, stored),
-            Some(version) => bind_update_saga!(query, stored, version),
-        };
-        for entry in entries {
-            query = bind_log_entry!(query, &stored.saga, entry);
-        }
-        // Each log insert adds one row, so the total says whether the saga row was written.
-        let written = query.execute(&mut **transaction).await?.rows_affected();
-        return Ok(written == 1 + entries.len() as u64);
-    }
-    match expected_version {
-        None => insert_saga(tx, stored).await?,
-        Some(version) => {
-            if !update_saga(tx, stored, version).await? {
-                return Ok(false);
+        for step in steps {
+            query = match step.expected_version {
+                None => bind_insert_saga!(query, step.stored),
+                Some(version) => bind_update_saga!(query, step.stored, version),
+            };
+            for entry in step.entries {
+                query = bind_log_entry!(query, &step.stored.saga, entry);
             }
         }
+        // Each statement writes one row when it should, so the total says whether every saga
+        // row was written.
+        let written = query.execute(&mut **transaction).await?.rows_affected();
+        return Ok(written == rows);
     }
-    append_log(tx, &stored.saga, entries).await?;
+    for step in steps {
+        match step.expected_version {
+            None => insert_saga(tx, step.stored).await?,
+            Some(version) => {
+                if !update_saga(tx, step.stored, version).await? {
+                    return Ok(false);
+                }
+            }
+        }
+        append_log(tx, &step.stored.saga, step.entries).await?;
+    }
     Ok(true)
 }
 
@@ -366,6 +403,69 @@ pub async fn load_for_update_after(
         .await)?;
     row.map(|locked| Ok((locked.saga.into_stored()?, locked.cause_logged)))
         .transpose()
+}
+
+/// Locks and loads every existing saga among `saga_ids` in one statement (see
+/// [`load_for_update`]), for a batch of events that name their sagas.
+pub async fn load_many_for_update(
+    tx: &mut Tx,
+    saga_ids: &[Uuid],
+) -> Result<Vec<StoredSaga>, RepoError> {
+    let list = hex_list(saga_ids.iter().map(|id| [*id]));
+    let sql = match tx.backend() {
+        ::storage::Backend::Sqlite => format!(
+            "UPDATE saga SET version = version \
+             WHERE saga_id IN (SELECT unhex(value ->> 0) FROM json_each($1)) \
+             RETURNING {SAGA_COLUMNS}"
+        ),
+        ::storage::Backend::Postgres => format!(
+            "UPDATE saga SET version = version \
+             WHERE saga_id IN (SELECT (value ->> 0)::uuid FROM jsonb_array_elements($1::jsonb)) \
+             RETURNING {SAGA_COLUMNS}"
+        ),
+    };
+    let rows: Vec<SagaRow> = with_tx!(&mut *tx, conn => sqlx::query_as(&sql)
+        .bind(list)
+        .fetch_all(conn)
+        .await)?;
+    rows.into_iter().map(SagaRow::into_stored).collect()
+}
+
+/// Which of the `(saga, event)` pairs the log holds: one statement for a batch's causes (see
+/// [`load_for_update_after`]).
+pub async fn logged_among(
+    tx: &mut Tx,
+    pairs: &[(Uuid, Uuid)],
+) -> Result<std::collections::HashSet<(Uuid, Uuid)>, RepoError> {
+    let list = hex_list(
+        pairs
+            .iter()
+            .map(|(saga_id, event_id)| [*saga_id, *event_id]),
+    );
+    let sql = match tx.backend() {
+        ::storage::Backend::Sqlite => {
+            "SELECT e.saga_id, e.event_id FROM json_each($1) j JOIN saga_evento e \
+             ON e.saga_id = unhex(j.value ->> 0) AND e.event_id = unhex(j.value ->> 1)"
+        }
+        ::storage::Backend::Postgres => {
+            "SELECT e.saga_id, e.event_id FROM jsonb_array_elements($1::jsonb) j JOIN saga_evento e \
+             ON e.saga_id = (j.value ->> 0)::uuid AND e.event_id = (j.value ->> 1)::uuid"
+        }
+    };
+    let logged: Vec<(Uuid, Uuid)> = with_tx!(&mut *tx, conn => sqlx::query_as(sql)
+        .bind(list)
+        .fetch_all(conn)
+        .await)?;
+    Ok(logged.into_iter().collect())
+}
+
+/// `[[hex, …], …]`: ids as bare hex, which SQLite turns into its 16-byte blobs (`unhex`) and
+/// PostgreSQL parses as uuids.
+fn hex_list<const N: usize>(rows: impl Iterator<Item = [Uuid; N]>) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .map(|ids| ids.iter().map(|id| id.simple().to_string()).collect())
+        .collect();
+    serde_json::to_string(&rows).expect("strings serialize to JSON")
 }
 
 /// Reads a saga (no lock).

@@ -29,6 +29,22 @@ use crate::{inbox, outbox};
 #[async_trait]
 pub trait TxHandler: Send + Sync + 'static {
     async fn apply(&self, tx: &mut Tx, envelope: &Envelope) -> Result<(), HandlerError>;
+
+    /// Called once before a batch of several messages is applied in `tx`: a handler may read
+    /// up front, in a statement or two, what each `apply` would otherwise read on its own
+    /// (keeping it in [`Tx::scratch`]). On SQLite every statement is a trip to the connection's
+    /// thread while the database's single writer waits, so per-message reads bound how fast
+    /// a batch goes. An error fails the batch's transaction, whose messages then go one by one.
+    async fn prepare(&self, _tx: &mut Tx, _envelopes: &[&Envelope]) -> Result<(), HandlerError> {
+        Ok(())
+    }
+
+    /// Called once every message of `tx` was applied, before it commits: a handler that left
+    /// writes waiting (to send a batch's writes as one query) writes them here. An error fails
+    /// the transaction, whose messages then go one by one.
+    async fn finish(&self, _tx: &mut Tx) -> Result<(), HandlerError> {
+        Ok(())
+    }
 }
 
 /// Runs a [`TxHandler`] in transactions on `db`, waking the outbox relay (and any other worker
@@ -114,11 +130,21 @@ impl<H: TxHandler> Transactional<H> {
                 return Err(Failed::Transaction(transient(error)));
             }
         }
+        if envelopes.len() > 1 {
+            if let Err(error) = self.handler.prepare(&mut tx, envelopes).await {
+                self.roll_back(tx).await;
+                return Err(Failed::Transaction(error));
+            }
+        }
         for (at, envelope) in envelopes.iter().enumerate() {
             if let Err(error) = self.handler.apply(&mut tx, envelope).await {
                 self.roll_back(tx).await;
                 return Err(Failed::Message(at, error));
             }
+        }
+        if let Err(error) = self.handler.finish(&mut tx).await {
+            self.roll_back(tx).await;
+            return Err(Failed::Transaction(error));
         }
         if let Err(error) = outbox::commit_and_wake(tx, &self.relay).await {
             self.rolled_back.fetch_add(1, Ordering::Relaxed);

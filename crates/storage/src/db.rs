@@ -56,6 +56,8 @@ pub struct Tx {
     /// them all in one statement (`outbox::flush`). Non-empty means the commit has something
     /// for the relay (see `outbox::commit_and_wake`).
     pub(crate) outbox: Vec<(uuid::Uuid, String, String)>,
+    /// What a message handler keeps for the rest of the transaction (see [`Tx::scratch`]).
+    scratch: Option<Box<dyn std::any::Any + Send>>,
 }
 
 #[doc(hidden)]
@@ -160,6 +162,7 @@ impl Db {
             conn,
             inbox: None,
             outbox: Vec::new(),
+            scratch: None,
         })
     }
 
@@ -181,6 +184,19 @@ impl Db {
 }
 
 impl Tx {
+    /// State a message handler keeps for the rest of this transaction: what it read up front
+    /// for a whole batch (`TxHandler::prepare`) and answers later messages from. One value,
+    /// of one type: asking for another type starts that one afresh.
+    pub fn scratch<T: std::any::Any + Send + Default>(&mut self) -> &mut T {
+        if !self.scratch.as_ref().is_some_and(|value| value.is::<T>()) {
+            self.scratch = Some(Box::new(T::default()));
+        }
+        self.scratch
+            .as_mut()
+            .and_then(|value| value.downcast_mut::<T>())
+            .expect("set to a T just above")
+    }
+
     /// Writes the outbox rows appended so far, then commits.
     pub async fn commit(mut self) -> Result<(), StorageError> {
         crate::outbox::flush(&mut self).await?;

@@ -628,6 +628,54 @@ async fn a_batch_applies_in_order_and_an_early_event_goes_alone_after_it_on_post
         .await;
 }
 
+/// A batch reads the sagas its events name up front; an event still sees what the events
+/// before it in the batch wrote to the same saga (its new state, its logged cause), and one
+/// whose cause comes later in the batch waits for it.
+async fn a_batch_of_started_sagas_sees_its_own_writes(harness: Harness) {
+    let app = harness.instance(config(), false).await;
+    let handler = app.sagas.handler();
+    let forward = Onboarding::new();
+    let [create, creado, contrato, aprobado] = forward.through_approval();
+    let backward = Onboarding::new();
+    let [create2, creado2, contrato2, aprobado2] = backward.through_approval();
+    for started in [&create, &creado, &create2, &creado2] {
+        handler.handle(&started.envelope).await.unwrap();
+    }
+
+    // Two steps of one saga in order, and two of another in the wrong order.
+    let batch = [&contrato, &aprobado2, &aprobado, &contrato2];
+    let envelopes: Vec<&Envelope> = batch.iter().map(|m| &m.envelope).collect();
+    let results = handler.handle_batch(&envelopes).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+    let expected = rows(&[
+        ("CreatePartner", "PROCESADO"),
+        ("PartnerCreado", "PROCESADO"),
+        ("ContratoCreado", "PROCESADO"),
+        ("ContratoAprobado", "PROCESADO"),
+    ]);
+    for onboarding in [&forward, &backward] {
+        let completed = harness
+            .wait_saga(onboarding.saga_id, "the saga to complete", |s| {
+                s.saga.estado == EstadoSaga::Completada
+            })
+            .await;
+        assert_eq!(completed.saga.ultimo_paso, Paso::ContratoAprobado);
+        assert_eq!(story(&harness.log(onboarding.saga_id).await), expected);
+    }
+    harness.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_batch_of_started_sagas_sees_its_own_writes_on_sqlite() {
+    a_batch_of_started_sagas_sees_its_own_writes(Harness::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn a_batch_of_started_sagas_sees_its_own_writes_on_postgres() {
+    a_batch_of_started_sagas_sees_its_own_writes(Harness::postgres().await).await;
+}
+
 async fn in_one_transaction_each_event_sees_the_writes_before_it(harness: Harness) {
     let app = harness.instance(config(), false).await;
     let handler = app.sagas.saga_handler();
