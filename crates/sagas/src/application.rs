@@ -278,9 +278,15 @@ impl Service {
     ) -> Result<(), AppError> {
         let saga_id = stored.saga.saga_id;
         let prefetched = tx.scratch::<Prefetched>();
-        if let (Some(expected_version), true) =
-            (expected_version, prefetched.sagas.contains_key(&saga_id))
-        {
+        let held = match expected_version {
+            Some(_) => prefetched.sagas.contains_key(&saga_id),
+            // A start the batch looked up (and found no saga for).
+            None => prefetched.starts.contains_key(&saga_id),
+        };
+        if held {
+            let onboarding_id = stored.saga.onboarding_id;
+            prefetched.starts.insert(saga_id, Some(saga_id));
+            prefetched.starts.insert(onboarding_id, Some(saga_id));
             prefetched
                 .logged
                 .extend(plan.log.iter().map(|entry| (saga_id, entry.event_id)));
@@ -322,8 +328,13 @@ impl Service {
             return Ok(Outcome::Duplicate);
         }
         let saga_id = envelope.sagaid.or(command.saga_id);
-        Prefetched::flush(tx).await?;
-        let existing = repo::saga_by_id_or_onboarding(tx, saga_id, command.onboarding_id).await?;
+        let existing = match Prefetched::start_of(tx, saga_id, command.onboarding_id) {
+            Some(known) => known,
+            None => {
+                Prefetched::flush(tx).await?;
+                repo::saga_by_id_or_onboarding(tx, saga_id, command.onboarding_id).await?
+            }
+        };
         if let Some(existing) = existing {
             return self
                 .apply(tx, envelope, existing, Hecho::CreatePartner, now)
@@ -368,6 +379,25 @@ impl Service {
         tx: &mut Tx,
         envelopes: &[&Envelope],
     ) -> Result<(), AppError> {
+        let commands: Vec<(Option<Uuid>, Uuid)> = envelopes
+            .iter()
+            .filter(|envelope| envelope.event_type == CreatePartner::TYPE)
+            .filter_map(|envelope| {
+                let command: CreatePartner = envelope.decode().ok()?;
+                Some((envelope.sagaid.or(command.saga_id), command.onboarding_id))
+            })
+            .collect();
+        if !commands.is_empty() {
+            let saga_ids: Vec<Uuid> = commands.iter().filter_map(|(id, _)| *id).collect();
+            let onboarding_ids: Vec<Uuid> = commands.iter().map(|(_, id)| *id).collect();
+            let found = repo::sagas_by_ids_or_onboardings(tx, &saga_ids, &onboarding_ids).await?;
+            let starts = &mut tx.scratch::<Prefetched>().starts;
+            starts.extend(saga_ids.iter().chain(&onboarding_ids).map(|id| (*id, None)));
+            for (saga_id, onboarding_id) in found {
+                starts.insert(saga_id, Some(saga_id));
+                starts.insert(onboarding_id, Some(saga_id));
+            }
+        }
         let named: Vec<(Uuid, Option<Uuid>)> = envelopes
             .iter()
             .filter(|envelope| envelope.event_type != CreatePartner::TYPE)
@@ -389,14 +419,12 @@ impl Service {
         } else {
             repo::logged_among(tx, &causes).await?
         };
-        *tx.scratch::<Prefetched>() = Prefetched {
-            sagas: sagas
-                .into_iter()
-                .map(|stored| (stored.saga.saga_id, stored))
-                .collect(),
-            logged,
-            pending: Vec::new(),
-        };
+        let prefetched = tx.scratch::<Prefetched>();
+        prefetched.sagas = sagas
+            .into_iter()
+            .map(|stored| (stored.saga.saga_id, stored))
+            .collect();
+        prefetched.logged = logged;
         Ok(())
     }
 
@@ -605,21 +633,39 @@ impl Service {
 /// statement, and a step of a saga held here waits in `pending` until the batch ends (or
 /// until anything else is about to read or write the saga tables), so a batch's steps travel
 /// in one query (`repo::save_steps`) instead of one each.
+///
+/// For a batch of `CreatePartner` commands it holds which saga each command's saga id or
+/// onboarding already has (`starts`: every id the batch asked about, with its saga if any),
+/// so a new saga's start is taken without a statement and written with the rest.
 #[derive(Default)]
 struct Prefetched {
     sagas: HashMap<Uuid, StoredSaga>,
     logged: HashSet<(Uuid, Uuid)>,
+    starts: HashMap<Uuid, Option<Uuid>>,
     pending: Vec<Pending>,
 }
 
-/// A step of a saga held in [`Prefetched`], not yet written.
+/// A step of a saga held in [`Prefetched`], not yet written (`expected_version` `None`: a new
+/// saga).
 struct Pending {
     stored: StoredSaga,
-    expected_version: i64,
+    expected_version: Option<i64>,
     entries: Vec<NewLogEntry>,
 }
 
 impl Prefetched {
+    /// What `repo::saga_by_id_or_onboarding` would answer for a command of the batch, when
+    /// the batch looked it up: the saga of `saga_id` first, else that of the onboarding.
+    fn start_of(tx: &mut Tx, saga_id: Option<Uuid>, onboarding_id: Uuid) -> Option<Option<Uuid>> {
+        let starts = &tx.scratch::<Prefetched>().starts;
+        let by_id = saga_id.map(|saga_id| starts.get(&saga_id).copied());
+        match (by_id, starts.get(&onboarding_id).copied()) {
+            (Some(Some(Some(found))), _) => Some(Some(found)),
+            (Some(None), _) | (_, None) => None,
+            (_, Some(by_onboarding)) => Some(by_onboarding),
+        }
+    }
+
     fn forget(tx: &mut Tx, saga_id: Uuid) {
         tx.scratch::<Prefetched>().sagas.remove(&saga_id);
     }
@@ -634,7 +680,7 @@ impl Prefetched {
             .iter()
             .map(|step| repo::Step {
                 stored: &step.stored,
-                expected_version: Some(step.expected_version),
+                expected_version: step.expected_version,
                 entries: &step.entries,
             })
             .collect();

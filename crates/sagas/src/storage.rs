@@ -511,6 +511,34 @@ pub async fn saga_by_id_or_onboarding(
     .await)?)
 }
 
+/// The sagas among `saga_ids`, and those of `onboarding_ids`, as `(saga_id, onboarding_id)`:
+/// what [`saga_by_id_or_onboarding`] would find for each of a batch's commands, in one
+/// statement.
+pub async fn sagas_by_ids_or_onboardings(
+    tx: &mut Tx,
+    saga_ids: &[Uuid],
+    onboarding_ids: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid)>, RepoError> {
+    let sql = match tx.backend() {
+        ::storage::Backend::Sqlite => {
+            "SELECT saga_id, onboarding_id FROM saga \
+             WHERE saga_id IN (SELECT unhex(value ->> 0) FROM json_each($1)) \
+                OR onboarding_id IN (SELECT unhex(value ->> 0) FROM json_each($2))"
+        }
+        ::storage::Backend::Postgres => {
+            "SELECT saga_id, onboarding_id FROM saga \
+             WHERE saga_id IN (SELECT (value ->> 0)::uuid FROM jsonb_array_elements($1::jsonb)) \
+                OR onboarding_id IN \
+                   (SELECT (value ->> 0)::uuid FROM jsonb_array_elements($2::jsonb))"
+        }
+    };
+    Ok(with_tx!(&mut *tx, conn => sqlx::query_as(sql)
+        .bind(hex_list(saga_ids.iter().map(|id| [*id])))
+        .bind(hex_list(onboarding_ids.iter().map(|id| [*id])))
+        .fetch_all(conn)
+        .await)?)
+}
+
 pub async fn saga_of_partner(tx: &mut Tx, partner_id: Uuid) -> Result<Option<Uuid>, RepoError> {
     saga_id_by(tx, "partner_id", partner_id).await
 }

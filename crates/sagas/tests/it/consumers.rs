@@ -676,6 +676,53 @@ async fn a_batch_of_started_sagas_sees_its_own_writes_on_postgres() {
     a_batch_of_started_sagas_sees_its_own_writes(Harness::postgres().await).await;
 }
 
+/// A batch of commands looks up every saga they name at once: new sagas start, and a command
+/// for a saga that already exists — committed before, or started earlier in the same batch —
+/// is logged `ERROR` in it, as when each command goes alone.
+async fn a_batch_of_commands_starts_each_saga_once(harness: Harness) {
+    let app = harness.instance(config(), false).await;
+    let handler = app.sagas.handler();
+    let earlier = Onboarding::new();
+    handler
+        .handle(&earlier.create_partner().envelope)
+        .await
+        .unwrap();
+    let (first, second) = (Onboarding::new(), Onboarding::new());
+    let batch = [
+        first.create_partner(),
+        second.create_partner(),
+        first.create_partner(),
+        earlier.create_partner(),
+    ];
+    let envelopes: Vec<&Envelope> = batch.iter().map(|m| &m.envelope).collect();
+    let results = handler.handle_batch(&envelopes).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+    let once = rows(&[("CreatePartner", "PROCESADO")]);
+    let twice = rows(&[("CreatePartner", "PROCESADO"), ("CreatePartner", "ERROR")]);
+    assert_eq!(story(&harness.log(first.saga_id).await), twice);
+    assert_eq!(story(&harness.log(second.saga_id).await), once);
+    assert_eq!(story(&harness.log(earlier.saga_id).await), twice);
+    for onboarding in [&first, &second, &earlier] {
+        let stored = repo::find(harness.db(), onboarding.saga_id)
+            .await
+            .unwrap()
+            .expect("started");
+        assert_eq!(stored.saga.estado, EstadoSaga::Iniciada);
+    }
+    harness.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_batch_of_commands_starts_each_saga_once_on_sqlite() {
+    a_batch_of_commands_starts_each_saga_once(Harness::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn a_batch_of_commands_starts_each_saga_once_on_postgres() {
+    a_batch_of_commands_starts_each_saga_once(Harness::postgres().await).await;
+}
+
 async fn in_one_transaction_each_event_sees_the_writes_before_it(harness: Harness) {
     let app = harness.instance(config(), false).await;
     let handler = app.sagas.saga_handler();
