@@ -369,11 +369,11 @@ impl Service {
         Ok(Outcome::Started(stored.saga.saga_id))
     }
 
-    /// Before a batch of events is applied in `tx`: locks and reads, in two statements, the
-    /// sagas its events name and which of their causes are logged, so that applying each
-    /// event needs no statement to find its saga (on SQLite each one is a trip to the
-    /// connection's thread with the database's writer held). A `CreatePartner` names a saga
-    /// that does not exist yet, and is left out.
+    /// Before a batch of events is applied in `tx`: looks up the sagas its `CreatePartner`
+    /// commands name (by saga id or onboarding), and locks and reads the sagas its other
+    /// events name with which of their causes are logged — three statements at most — so that
+    /// applying each event needs no statement to find its saga (on SQLite each one is a trip
+    /// to the connection's thread with the database's writer held).
     pub async fn prepare_batch(
         &self,
         tx: &mut Tx,
