@@ -1,6 +1,7 @@
 //! The BFF's one write: starting an onboarding. The onboarding row and its `CreatePartner`
 //! command (in the outbox) are written in one transaction, with the idempotent response when
-//! the client sent a key; then the relay is woken. Nothing is published any other way.
+//! the client sent a key; without a key, the onboardings started meanwhile share that
+//! transaction (a group commit). Then the relay is woken. Nothing is published any other way.
 
 use std::sync::Arc;
 
