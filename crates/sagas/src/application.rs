@@ -269,7 +269,8 @@ impl Service {
     }
 
     /// Writes a changed saga (guarded by the version it was loaded at), its log rows and its
-    /// outbox rows into `tx`.
+    /// outbox rows into `tx`: at once, or, for a saga the batch holds, with the batch's other
+    /// steps (see [`Prefetched`]).
     async fn save(
         tx: &mut Tx,
         stored: &StoredSaga,
@@ -291,25 +292,19 @@ impl Service {
                 .logged
                 .extend(plan.log.iter().map(|entry| (saga_id, entry.event_id)));
             prefetched.sagas.insert(saga_id, stored.clone());
-            prefetched.pending.push(Pending {
-                stored: stored.clone(),
-                expected_version,
-                entries: plan.log,
-            });
-            outbox::append_all(tx, plan.outbox);
-            return Ok(());
+        } else {
+            prefetched.sagas.remove(&saga_id);
         }
-        Prefetched::flush(tx).await?;
-        Prefetched::forget(tx, saga_id);
-        match repo::save_step(tx, stored, expected_version, &plan.log).await {
-            Ok(true) => {}
-            Ok(false) => return Err(AppError::Contention),
-            // A concurrent twin started the same saga or onboarding first (on PostgreSQL this
-            // aborted `tx`): a retry finds it.
-            Err(error) if is_unique_violation(&error) => return Err(AppError::Contention),
-            Err(error) => return Err(error.into()),
-        }
+        prefetched.pending.push(Pending {
+            stored: stored.clone(),
+            expected_version,
+            entries: plan.log,
+        });
         outbox::append_all(tx, plan.outbox);
+        if !held {
+            // Not a saga the batch holds: written now, with any steps waiting before it.
+            Prefetched::flush(tx).await?;
+        }
         Ok(())
     }
 
@@ -687,6 +682,8 @@ impl Prefetched {
         match repo::save_steps(tx, &steps).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(AppError::Contention),
+            // A concurrent twin started the same saga or onboarding first (on PostgreSQL this
+            // aborted `tx`): a retry finds it.
             Err(error) if is_unique_violation(&error) => Err(AppError::Contention),
             Err(error) => Err(error.into()),
         }

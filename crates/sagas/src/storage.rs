@@ -412,18 +412,10 @@ pub async fn load_many_for_update(
     saga_ids: &[Uuid],
 ) -> Result<Vec<StoredSaga>, RepoError> {
     let list = hex_list(saga_ids.iter().map(|id| [*id]));
-    let sql = match tx.backend() {
-        ::storage::Backend::Sqlite => format!(
-            "UPDATE saga SET version = version \
-             WHERE saga_id IN (SELECT unhex(value ->> 0) FROM json_each($1)) \
-             RETURNING {SAGA_COLUMNS}"
-        ),
-        ::storage::Backend::Postgres => format!(
-            "UPDATE saga SET version = version \
-             WHERE saga_id IN (SELECT (value ->> 0)::uuid FROM jsonb_array_elements($1::jsonb)) \
-             RETURNING {SAGA_COLUMNS}"
-        ),
-    };
+    let sql = format!(
+        "UPDATE saga SET version = version WHERE saga_id IN ({}) RETURNING {SAGA_COLUMNS}",
+        ids_of(tx.backend(), 1)
+    );
     let rows: Vec<SagaRow> = with_tx!(&mut *tx, conn => sqlx::query_as(&sql)
         .bind(list)
         .fetch_all(conn)
@@ -457,6 +449,16 @@ pub async fn logged_among(
         .fetch_all(conn)
         .await)?;
     Ok(logged.into_iter().collect())
+}
+
+/// The ids of a [`hex_list`] of one id per row bound at `$param`, as a sub-select.
+fn ids_of(backend: ::storage::Backend, param: usize) -> String {
+    match backend {
+        ::storage::Backend::Sqlite => format!("SELECT unhex(value ->> 0) FROM json_each(${param})"),
+        ::storage::Backend::Postgres => {
+            format!("SELECT (value ->> 0)::uuid FROM jsonb_array_elements(${param}::jsonb)")
+        }
+    }
 }
 
 /// `[[hex, …], …]`: ids as bare hex, which SQLite turns into its 16-byte blobs (`unhex`) and
@@ -519,20 +521,13 @@ pub async fn sagas_by_ids_or_onboardings(
     saga_ids: &[Uuid],
     onboarding_ids: &[Uuid],
 ) -> Result<Vec<(Uuid, Uuid)>, RepoError> {
-    let sql = match tx.backend() {
-        ::storage::Backend::Sqlite => {
-            "SELECT saga_id, onboarding_id FROM saga \
-             WHERE saga_id IN (SELECT unhex(value ->> 0) FROM json_each($1)) \
-                OR onboarding_id IN (SELECT unhex(value ->> 0) FROM json_each($2))"
-        }
-        ::storage::Backend::Postgres => {
-            "SELECT saga_id, onboarding_id FROM saga \
-             WHERE saga_id IN (SELECT (value ->> 0)::uuid FROM jsonb_array_elements($1::jsonb)) \
-                OR onboarding_id IN \
-                   (SELECT (value ->> 0)::uuid FROM jsonb_array_elements($2::jsonb))"
-        }
-    };
-    Ok(with_tx!(&mut *tx, conn => sqlx::query_as(sql)
+    let backend = tx.backend();
+    let sql = format!(
+        "SELECT saga_id, onboarding_id FROM saga WHERE saga_id IN ({}) OR onboarding_id IN ({})",
+        ids_of(backend, 1),
+        ids_of(backend, 2)
+    );
+    Ok(with_tx!(&mut *tx, conn => sqlx::query_as(&sql)
         .bind(hex_list(saga_ids.iter().map(|id| [*id])))
         .bind(hex_list(onboarding_ids.iter().map(|id| [*id])))
         .fetch_all(conn)
