@@ -101,7 +101,7 @@ async fn write_started(
     wake: Arc<Notify>,
     started: Vec<Started>,
 ) -> Result<(), GroupCommitError> {
-    let onboardings: Vec<Onboarding> = started.iter().map(|s| s.onboarding.clone()).collect();
+    let onboardings: Vec<&Onboarding> = started.iter().map(|s| &s.onboarding).collect();
     let mut tx = db.begin().await?;
     repo::insert_onboardings(&mut tx, &onboardings)
         .await

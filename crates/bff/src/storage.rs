@@ -85,7 +85,7 @@ pub async fn insert_onboarding(tx: &mut Tx, onboarding: &Onboarding) -> Result<(
 /// Inserts new onboardings in one statement: the rows as a JSON list, unpacked by the
 /// database (SQLite stores ids as 16-byte blobs, PostgreSQL parses the hex as a uuid). The
 /// time is written as sqlx writes a `DateTime<Utc>` on SQLite, so every row reads back alike.
-pub async fn insert_onboardings(tx: &mut Tx, onboardings: &[Onboarding]) -> Result<(), RepoError> {
+pub async fn insert_onboardings(tx: &mut Tx, onboardings: &[&Onboarding]) -> Result<(), RepoError> {
     if let [onboarding] = onboardings {
         return insert_onboarding(tx, onboarding).await;
     }

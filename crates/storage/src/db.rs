@@ -139,19 +139,16 @@ impl Db {
     /// service failed. Here the task receives the `Transaction` whatever happens to the caller,
     /// and drops it (rolling back) when the caller is gone.
     pub async fn begin(&self) -> Result<Tx, StorageError> {
-        let begun = match self {
-            Db::Sqlite { writer, .. } => {
-                let writer = writer.clone();
-                tokio::spawn(
-                    async move { writer.begin_with(BEGIN_SQLITE).await.map(TxConn::Sqlite) },
-                )
-                .await
+        let db = self.clone();
+        let begun = tokio::spawn(async move {
+            match db {
+                Db::Sqlite { writer, .. } => {
+                    writer.begin_with(BEGIN_SQLITE).await.map(TxConn::Sqlite)
+                }
+                Db::Postgres(pool) => pool.begin().await.map(TxConn::Postgres),
             }
-            Db::Postgres(pool) => {
-                let pool = pool.clone();
-                tokio::spawn(async move { pool.begin().await.map(TxConn::Postgres) }).await
-            }
-        };
+        })
+        .await;
         let conn = match begun {
             Ok(begun) => begun?,
             Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),

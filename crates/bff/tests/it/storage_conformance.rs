@@ -120,7 +120,10 @@ async fn onboardings_written_together_read_back_as_one_alone(db: &Db) {
         kernel::now(),
     ));
     let mut tx = db.begin().await.unwrap();
-    repo::insert_onboardings(&mut tx, &together).await.unwrap();
+    let together_refs: Vec<&Onboarding> = together.iter().collect();
+    repo::insert_onboardings(&mut tx, &together_refs)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 
     let expected = |onboarding: &Onboarding| repo::OnboardingRecord {

@@ -570,10 +570,7 @@ pub async fn writes_dropped_at_any_point_leave_the_writer_usable(db: Db) {
         .await
         .expect("the writer is free again once the dropped writes are gone");
 
-    let bus = Arc::new(RecordingBus::default());
-    let relay = Relay::new(db.clone(), bus.clone());
-    while relay.relay_once().await.unwrap() > 0 {}
-    let published: std::collections::HashSet<Uuid> = bus.ids().into_iter().collect();
+    let published = published_ids(&db).await;
     assert!(published.contains(&last.id));
     for id in committed.lock().unwrap().iter() {
         assert!(
@@ -607,6 +604,7 @@ fn outbox_group(db: &Db) -> storage::GroupCommit<(u32, Envelope)> {
     })
 }
 
+/// Relays everything committed to a recording bus and returns the ids it published.
 async fn published_ids(db: &Db) -> std::collections::HashSet<Uuid> {
     let bus = Arc::new(RecordingBus::default());
     let relay = Relay::new(db.clone(), bus.clone());
