@@ -4,6 +4,7 @@
 //! are applied, with their inbox row, inside the consumer's transaction (`*_in`), which may
 //! hold a whole batch. Nothing is published any other way.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use ::storage::idempotency::{self, IdempotencyError, Remembered, StoredResponse};
@@ -206,6 +207,27 @@ fn integration_event(
     }
 }
 
+/// Appends to `tx`'s outbox the integration events of `events` applied to `contrato` at `at`:
+/// one per event, each with the state just before it, so each lifecycle change names the
+/// state it left.
+fn announce(
+    tx: &mut Tx,
+    contrato: &Contrato,
+    events: &[ContratoEvent],
+    at: DateTime<Utc>,
+    context: &EnvelopeContext,
+) {
+    let mut step = contrato.clone();
+    for event in events {
+        let mut next = step.clone();
+        next.apply(event, at);
+        if let Some((topic, envelope)) = integration_event(&step, &next, event, context) {
+            outbox::append(tx, topic, &envelope);
+        }
+        step = next;
+    }
+}
+
 /// The contracts service's use cases.
 pub struct Service {
     db: Db,
@@ -242,17 +264,7 @@ impl Service {
     ) -> Result<Contrato, RepoError> {
         let at = kernel::now();
         let after = repo::commit_events(tx, contrato, events, at, self.snapshot_every).await?;
-        // Publish per event with the state just before it, so each lifecycle change names
-        // the state it left.
-        let mut step = contrato.clone();
-        for event in events {
-            let mut next = step.clone();
-            next.apply(event, at);
-            if let Some((topic, envelope)) = integration_event(&step, &next, event, context) {
-                outbox::append(tx, topic, &envelope);
-            }
-            step = next;
-        }
+        announce(tx, contrato, events, at, context);
         Ok(after)
     }
 
@@ -457,10 +469,16 @@ impl Service {
             tracing::warn!(tipo = %partner.tipo, "unknown partner kind; using the AFILIADO template");
             TipoPartner::Afiliado
         });
-        // Read through `tx`: a second pool connection while the transaction holds one could
-        // wait for ever on an exhausted pool.
-        let (existing, plantilla) =
-            repo::contrato_y_plantilla_in(tx, partner.partner_id, tipo_partner).await?;
+        let held = Prefetched::contrato_of(tx, partner.partner_id);
+        let (existing, plantilla) = match held {
+            Some(existing) => (existing, Prefetched::plantilla(tx, tipo_partner)),
+            None => {
+                self.flush(tx).await?;
+                // Read through `tx`: a second pool connection while the transaction holds one
+                // could wait for ever on an exhausted pool.
+                repo::contrato_y_plantilla_in(tx, partner.partner_id, tipo_partner).await?
+            }
+        };
         if let Some(existing) = existing {
             return Ok(Outcome::AlreadyCreated(existing));
         }
@@ -497,6 +515,22 @@ impl Service {
                 return Ok(Outcome::Failed);
             }
         };
+        if held.is_some() {
+            // The batch knows this partner: the contract joins the batch's waiting writes.
+            let at = kernel::now();
+            announce(tx, &contrato, &events, at, &context);
+            let prefetched = tx.scratch::<Prefetched>();
+            prefetched
+                .contratos
+                .insert(partner.partner_id, Some(contrato.id()));
+            prefetched.pending.push(Pending {
+                partner_id: partner.partner_id,
+                contrato: contrato.clone(),
+                events,
+                at,
+            });
+            return Ok(Outcome::Created(contrato.id()));
+        }
         match repo::link_partner(tx, partner.partner_id, contrato.id()).await {
             Ok(()) => {}
             // A concurrent twin linked first and committed (the link waited for it); `tx` is
@@ -511,6 +545,55 @@ impl Service {
         }
         self.record(tx, &contrato, &events, &context).await?;
         Ok(Outcome::Created(contrato.id()))
+    }
+
+    /// Before a batch of events is applied in `tx`: reads, in two statements, the contracts
+    /// the `PartnerCreado` events' partners (`partner_ids`) have and every template, so that
+    /// creating each contract needs no statement of its own until the batch ends (on SQLite
+    /// each one is a trip to the connection's thread with the database's writer held).
+    pub async fn prepare_batch(&self, tx: &mut Tx, partner_ids: &[Uuid]) -> Result<(), AppError> {
+        if partner_ids.is_empty() {
+            return Ok(());
+        }
+        let found = repo::contratos_of_partners(tx, partner_ids).await?;
+        let plantillas = repo::plantillas_in(tx).await?;
+        let prefetched = tx.scratch::<Prefetched>();
+        prefetched.contratos = partner_ids.iter().map(|id| (*id, None)).collect();
+        for (partner_id, contrato_id) in found {
+            prefetched.contratos.insert(partner_id, Some(contrato_id));
+        }
+        prefetched.plantillas = plantillas;
+        Ok(())
+    }
+
+    /// After a batch's events were applied in `tx`, before it commits: writes the contracts
+    /// they left waiting (see [`Prefetched`]).
+    pub async fn finish_batch(&self, tx: &mut Tx) -> Result<(), AppError> {
+        self.flush(tx).await
+    }
+
+    /// Writes the contracts waiting in `tx`, in one query on SQLite.
+    async fn flush(&self, tx: &mut Tx) -> Result<(), AppError> {
+        let pending = std::mem::take(&mut tx.scratch::<Prefetched>().pending);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let writes: Vec<repo::Write<'_>> = pending
+            .iter()
+            .map(|pending| repo::Write {
+                contrato: &pending.contrato,
+                events: &pending.events,
+                at: pending.at,
+                partner: Some(pending.partner_id),
+            })
+            .collect();
+        match repo::commit_many(tx, &writes, self.snapshot_every).await {
+            Ok(_) => Ok(()),
+            // A concurrent twin linked one of the partners first (PostgreSQL, another
+            // replica): the batch's messages are retried one by one, and that one finds it.
+            Err(RepoError::Conflict { .. } | RepoError::PartnerTaken) => Err(AppError::Contention),
+            Err(error) => Err(error.into()),
+        }
     }
 
     async fn fail(
@@ -551,6 +634,7 @@ impl Service {
         if !inbox::first_delivery(tx, SERVICE, envelope.id).await? {
             return Ok(Outcome::Duplicate);
         }
+        self.flush(tx).await?;
         repo::lock(tx, id).await?;
         let contrato = repo::load(tx, id).await?;
         let Some(estado) = contrato.estado() else {
@@ -598,4 +682,44 @@ fn describe(issues: &[FieldIssue]) -> String {
         .map(|issue| format!("{}: {}", issue.campo, issue.mensaje))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// What a batch of `PartnerCreado` events read up front ([`Service::prepare_batch`]) and what
+/// it created since: every partner the batch names with its contract (`None`: none yet), kept
+/// up to date as the batch creates them; every template; and the created contracts not yet
+/// written. A contract of a partner held here waits in `pending` until the batch ends (or
+/// until anything else is about to read or write the contract tables), so a batch's
+/// contracts travel in one query (`repo::commit_many`) instead of three statements each.
+#[derive(Default)]
+struct Prefetched {
+    contratos: HashMap<Uuid, Option<Uuid>>,
+    plantillas: Vec<Plantilla>,
+    pending: Vec<Pending>,
+}
+
+/// A partner's contract created by a batch, not yet written.
+struct Pending {
+    partner_id: Uuid,
+    contrato: Contrato,
+    events: Vec<ContratoEvent>,
+    at: DateTime<Utc>,
+}
+
+impl Prefetched {
+    /// The contract of `partner_id` if the batch holds the partner (`None`: not held).
+    fn contrato_of(tx: &mut Tx, partner_id: Uuid) -> Option<Option<Uuid>> {
+        tx.scratch::<Prefetched>()
+            .contratos
+            .get(&partner_id)
+            .copied()
+    }
+
+    /// The stored template of `tipo`, as `repo::contrato_y_plantilla_in` would read it.
+    fn plantilla(tx: &mut Tx, tipo: TipoPartner) -> Option<Plantilla> {
+        tx.scratch::<Prefetched>()
+            .plantillas
+            .iter()
+            .find(|plantilla| plantilla.tipo_partner == tipo)
+            .cloned()
+    }
 }

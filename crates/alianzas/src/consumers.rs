@@ -114,4 +114,25 @@ impl TxHandler for AlianzasHandler {
         tracing::debug!(id = %envelope.id, event_type = %envelope.event_type, ?outcome, "handled");
         Ok(())
     }
+
+    async fn prepare(&self, tx: &mut Tx, envelopes: &[&Envelope]) -> Result<(), HandlerError> {
+        // A payload that does not decode is left to `apply`, which dead-letters it.
+        let partner_ids: Vec<_> = envelopes
+            .iter()
+            .filter(|envelope| envelope.event_type == PartnerCreado::TYPE)
+            .filter_map(|envelope| envelope.decode::<PartnerCreado>().ok())
+            .map(|event| event.partner_id)
+            .collect();
+        self.service
+            .prepare_batch(tx, &partner_ids)
+            .await
+            .map_err(|error| handler_error(error.into()))
+    }
+
+    async fn finish(&self, tx: &mut Tx) -> Result<(), HandlerError> {
+        self.service
+            .finish_batch(tx)
+            .await
+            .map_err(|error| handler_error(error.into()))
+    }
 }

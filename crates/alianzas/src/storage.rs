@@ -323,6 +323,8 @@ const PROJECT: &str = "INSERT INTO contrato (contrato_id, partner_id, onboarding
         estado = excluded.estado, version = excluded.version,
         fecha_actualizacion = excluded.fecha_actualizacion";
 
+const PROJECT_PARAMS: usize = 13;
+
 macro_rules! bind_projection {
     ($query:expr, $contrato:expr, $state:expr) => {{
         let (contrato, state) = ($contrato, $state);
@@ -354,59 +356,113 @@ pub async fn commit_events(
     at: DateTime<Utc>,
     snapshot_every: u32,
 ) -> Result<Contrato, RepoError> {
-    let before = contrato.version();
-    let mut after = contrato.clone();
-    for event in new_events {
-        after.apply(event, at);
-    }
-    match &mut tx.conn {
-        ::storage::TxConn::Sqlite(transaction) if !new_events.is_empty() => {
-            // The events and the read model in one query: one trip to the connection's thread
-            // instead of one per statement (see `storage::renumbered`). Every statement changes
-            // one row when the stream was at `before`, so the total says whether it was.
-            let encoded: Vec<_> = new_events.iter().map(events::encode).collect();
-            let state = after.state();
-            let mut sql = String::new();
-            for offset in 0..encoded.len() {
-                sql.push_str(&::storage::renumbered(
-                    INSERT_EVENT,
-                    offset * INSERT_EVENT_PARAMS,
-                ));
-                sql.push_str(";\n");
+    let write = Write {
+        contrato,
+        events: new_events,
+        at,
+        partner: None,
+    };
+    let mut after = commit_many(tx, std::slice::from_ref(&write), snapshot_every).await?;
+    Ok(after.pop().expect("one contract written"))
+}
+
+/// New events of one contract, waiting to be written with others (see [`commit_many`]).
+pub struct Write<'a> {
+    /// The contract as loaded: its stream is expected at this version.
+    pub contrato: &'a Contrato,
+    pub events: &'a [ContratoEvent],
+    pub at: DateTime<Utc>,
+    /// Links the contract first as this partner's automatically created one.
+    pub partner: Option<Uuid>,
+}
+
+/// Writes each of `writes` as [`commit_events`] writes one, its partner link first (see
+/// [`link_partner`]); returns the contracts after their events, in order.
+///
+/// On SQLite every statement goes in one query: one trip to the connection's thread instead of
+/// one per statement (see `storage::renumbered`). Each statement changes one row when its
+/// stream was at its version and its partner had no contract, so the total says whether all
+/// did; when not, which one failed cannot be told, and a refused link comes back as a
+/// `Conflict` too. PostgreSQL prepares one statement per query, so there they run in turn.
+pub async fn commit_many(
+    tx: &mut Tx,
+    writes: &[Write<'_>],
+    snapshot_every: u32,
+) -> Result<Vec<Contrato>, RepoError> {
+    let afters: Vec<Contrato> = writes
+        .iter()
+        .map(|write| {
+            let mut after = write.contrato.clone();
+            for event in write.events {
+                after.apply(event, write.at);
             }
-            if state.is_some() {
-                sql.push_str(&::storage::renumbered(
-                    PROJECT,
-                    encoded.len() * INSERT_EVENT_PARAMS,
-                ));
+            after
+        })
+        .collect();
+    let Some(first) = writes.first() else {
+        return Ok(afters);
+    };
+    match &mut tx.conn {
+        ::storage::TxConn::Sqlite(transaction) => {
+            let encoded: Vec<Vec<_>> = writes
+                .iter()
+                .map(|write| write.events.iter().map(events::encode).collect())
+                .collect();
+            let mut sql = String::new();
+            let mut params = 0;
+            let mut rows = 0;
+            for ((write, encoded), after) in writes.iter().zip(&encoded).zip(&afters) {
+                let statements = write
+                    .partner
+                    .map(|_| (LINK_PARTNER, LINK_PARTNER_PARAMS))
+                    .into_iter()
+                    .chain(encoded.iter().map(|_| (INSERT_EVENT, INSERT_EVENT_PARAMS)))
+                    .chain(after.state().map(|_| (PROJECT, PROJECT_PARAMS)));
+                for (statement, count) in statements {
+                    sql.push_str(&::storage::renumbered(statement, params));
+                    sql.push_str(";\n");
+                    params += count;
+                    rows += 1;
+                }
             }
             let mut query = sqlx::query(&sql);
-            for (offset, event) in encoded.iter().enumerate() {
-                query = bind_event!(query, contrato.id(), before + 1 + offset as i64, event, at);
-            }
-            if let Some(state) = state {
-                query = bind_projection!(query, &after, state);
+            for ((write, encoded), after) in writes.iter().zip(&encoded).zip(&afters) {
+                let before = write.contrato.version();
+                if let Some(partner) = write.partner {
+                    query = query.bind(partner).bind(write.contrato.id());
+                }
+                for (offset, event) in encoded.iter().enumerate() {
+                    let version = before + 1 + offset as i64;
+                    query = bind_event!(query, write.contrato.id(), version, event, write.at);
+                }
+                if let Some(state) = after.state() {
+                    query = bind_projection!(query, after, state);
+                }
             }
             let written = query
                 .execute(&mut **transaction)
                 .await
                 .map(|r| r.rows_affected());
-            appended(
-                written,
-                encoded.len() as u64 + u64::from(state.is_some()),
-                before,
-            )?;
+            appended(written, rows, first.contrato.version())?;
         }
         _ => {
-            append(tx, contrato.id(), before, new_events, at).await?;
-            project(tx, &after).await?;
+            for (write, after) in writes.iter().zip(&afters) {
+                if let Some(partner) = write.partner {
+                    link_partner(tx, partner, write.contrato.id()).await?;
+                }
+                let (id, before) = (write.contrato.id(), write.contrato.version());
+                append(tx, id, before, write.events, write.at).await?;
+                project(tx, after).await?;
+            }
         }
     }
     let every = i64::from(snapshot_every.max(1));
-    if after.version() / every > before / every {
-        save_snapshot(tx, &after).await?;
+    for (write, after) in writes.iter().zip(&afters) {
+        if after.version() / every > write.contrato.version() / every {
+            save_snapshot(tx, after).await?;
+        }
     }
-    Ok(after)
+    Ok(afters)
 }
 
 const CONTRATO_COLUMNS: &str = "contrato_id, partner_id, onboarding_id, tipo, monto_centavos, \
@@ -529,6 +585,26 @@ pub async fn contrato_of_partner(tx: &mut Tx, partner_id: Uuid) -> Result<Option
     .await)?)
 }
 
+const LINK_PARTNER: &str = "INSERT INTO contrato_partner (partner_id, contrato_id) VALUES ($1, $2)
+     ON CONFLICT (partner_id) DO NOTHING";
+const LINK_PARTNER_PARAMS: usize = 2;
+
+/// The contracts created automatically for those of `partner_ids` that have one, as
+/// `(partner_id, contrato_id)`, in one statement.
+pub async fn contratos_of_partners(
+    tx: &mut Tx,
+    partner_ids: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid)>, RepoError> {
+    let sql = format!(
+        "SELECT partner_id, contrato_id FROM contrato_partner WHERE partner_id IN ({})",
+        ::storage::ids_of(tx.backend(), 1)
+    );
+    Ok(with_tx!(tx, conn => sqlx::query_as(&sql)
+        .bind(::storage::hex_list(partner_ids.iter().map(|id| [*id])))
+        .fetch_all(conn)
+        .await)?)
+}
+
 /// Records the partner's automatically created contract; `PartnerTaken` when it has one.
 /// A twin linking concurrently is waited for; the refusal leaves `tx` usable (no constraint
 /// violation), so the caller can read the winner's link in the same transaction.
@@ -537,10 +613,7 @@ pub async fn link_partner(
     partner_id: Uuid,
     contrato_id: Uuid,
 ) -> Result<(), RepoError> {
-    let inserted = with_tx!(tx, conn => sqlx::query(
-        "INSERT INTO contrato_partner (partner_id, contrato_id) VALUES ($1, $2)
-         ON CONFLICT (partner_id) DO NOTHING",
-    )
+    let inserted = with_tx!(tx, conn => sqlx::query(LINK_PARTNER)
     .bind(partner_id)
     .bind(contrato_id)
     .execute(conn)
@@ -642,6 +715,19 @@ pub async fn list_plantillas(db: &Db) -> Result<Vec<Plantilla>, RepoError> {
     let rows: Vec<PlantillaRow> = with_reader!(db, conn => sqlx::query_as(&sql)
         .fetch_all(conn)
         .await)?;
+    into_plantillas(rows)
+}
+
+/// Every template, read through `tx` (see [`contrato_y_plantilla_in`]).
+pub async fn plantillas_in(tx: &mut Tx) -> Result<Vec<Plantilla>, RepoError> {
+    let sql = format!("SELECT {PLANTILLA_COLUMNS} FROM plantilla");
+    let rows: Vec<PlantillaRow> = with_tx!(tx, conn => sqlx::query_as(&sql)
+        .fetch_all(conn)
+        .await)?;
+    into_plantillas(rows)
+}
+
+fn into_plantillas(rows: Vec<PlantillaRow>) -> Result<Vec<Plantilla>, RepoError> {
     let mut plantillas = rows
         .into_iter()
         .map(PlantillaRow::into_domain)

@@ -411,10 +411,10 @@ pub async fn load_many_for_update(
     tx: &mut Tx,
     saga_ids: &[Uuid],
 ) -> Result<Vec<StoredSaga>, RepoError> {
-    let list = hex_list(saga_ids.iter().map(|id| [*id]));
+    let list = ::storage::hex_list(saga_ids.iter().map(|id| [*id]));
     let sql = format!(
         "UPDATE saga SET version = version WHERE saga_id IN ({}) RETURNING {SAGA_COLUMNS}",
-        ids_of(tx.backend(), 1)
+        ::storage::ids_of(tx.backend(), 1)
     );
     let rows: Vec<SagaRow> = with_tx!(&mut *tx, conn => sqlx::query_as(&sql)
         .bind(list)
@@ -429,7 +429,7 @@ pub async fn logged_among(
     tx: &mut Tx,
     pairs: &[(Uuid, Uuid)],
 ) -> Result<std::collections::HashSet<(Uuid, Uuid)>, RepoError> {
-    let list = hex_list(
+    let list = ::storage::hex_list(
         pairs
             .iter()
             .map(|(saga_id, event_id)| [*saga_id, *event_id]),
@@ -449,25 +449,6 @@ pub async fn logged_among(
         .fetch_all(conn)
         .await)?;
     Ok(logged.into_iter().collect())
-}
-
-/// The ids of a [`hex_list`] of one id per row bound at `$param`, as a sub-select.
-fn ids_of(backend: ::storage::Backend, param: usize) -> String {
-    match backend {
-        ::storage::Backend::Sqlite => format!("SELECT unhex(value ->> 0) FROM json_each(${param})"),
-        ::storage::Backend::Postgres => {
-            format!("SELECT (value ->> 0)::uuid FROM jsonb_array_elements(${param}::jsonb)")
-        }
-    }
-}
-
-/// `[[hex, …], …]`: ids as bare hex, which SQLite turns into its 16-byte blobs (`unhex`) and
-/// PostgreSQL parses as uuids.
-fn hex_list<const N: usize>(rows: impl Iterator<Item = [Uuid; N]>) -> String {
-    let rows: Vec<Vec<String>> = rows
-        .map(|ids| ids.iter().map(|id| id.simple().to_string()).collect())
-        .collect();
-    serde_json::to_string(&rows).expect("strings serialize to JSON")
 }
 
 /// Reads a saga (no lock).
@@ -524,12 +505,12 @@ pub async fn sagas_by_ids_or_onboardings(
     let backend = tx.backend();
     let sql = format!(
         "SELECT saga_id, onboarding_id FROM saga WHERE saga_id IN ({}) OR onboarding_id IN ({})",
-        ids_of(backend, 1),
-        ids_of(backend, 2)
+        ::storage::ids_of(backend, 1),
+        ::storage::ids_of(backend, 2)
     );
     Ok(with_tx!(&mut *tx, conn => sqlx::query_as(&sql)
-        .bind(hex_list(saga_ids.iter().map(|id| [*id])))
-        .bind(hex_list(onboarding_ids.iter().map(|id| [*id])))
+        .bind(::storage::hex_list(saga_ids.iter().map(|id| [*id])))
+        .bind(::storage::hex_list(onboarding_ids.iter().map(|id| [*id])))
         .fetch_all(conn)
         .await)?)
 }

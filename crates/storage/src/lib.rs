@@ -87,6 +87,26 @@ pub fn renumbered(sql: &str, offset: usize) -> String {
     out
 }
 
+/// The ids of a [`hex_list`] of one id per row bound at `$param`, as a sub-select: a batch's
+/// ids travel as one bound JSON text instead of one placeholder each.
+pub fn ids_of(backend: Backend, param: usize) -> String {
+    match backend {
+        Backend::Sqlite => format!("SELECT unhex(value ->> 0) FROM json_each(${param})"),
+        Backend::Postgres => {
+            format!("SELECT (value ->> 0)::uuid FROM jsonb_array_elements(${param}::jsonb)")
+        }
+    }
+}
+
+/// `[[hex, …], …]`: ids as bare hex, which SQLite turns into its 16-byte blobs (`unhex`) and
+/// PostgreSQL parses as uuids.
+pub fn hex_list<const N: usize>(rows: impl Iterator<Item = [uuid::Uuid; N]>) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .map(|ids| ids.iter().map(|id| id.simple().to_string()).collect())
+        .collect();
+    serde_json::to_string(&rows).expect("strings serialize to JSON")
+}
+
 #[cfg(test)]
 mod tests {
     use super::renumbered;

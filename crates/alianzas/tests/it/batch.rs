@@ -1,18 +1,19 @@
 //! The consumers' handler under batches: a batch is applied in one transaction in which each
 //! message sees the writes of the ones before it (the partner link, the appended events and
 //! the snapshots), duplicates change nothing, and an early message is retried without holding
-//! back the rest of its batch.
+//! back the rest of its batch. A batch of announcements reads what it needs up front and
+//! writes its contracts together, yet each partner still gets one contract.
 
 use std::sync::Arc;
 
 use alianzas::application::{Service, SERVICE};
 use alianzas::consumers::AlianzasHandler;
-use alianzas::domain::EstadoContrato;
+use alianzas::domain::{plantillas_por_defecto, EstadoContrato, Monto, TipoPartner};
 use alianzas::storage::{self as repo, ContratoFilter};
 use contracts::compliance::{ContratoAprobado, ContratoRechazado};
 use contracts::partners::PartnerCreado;
 use contracts::sagas::RevisionRechazada;
-use kernel::{Envelope, EnvelopeContext, HandlerError, IntegrationEvent, MessageHandler};
+use kernel::{Amount, Envelope, EnvelopeContext, HandlerError, IntegrationEvent, MessageHandler};
 use storage::{Db, TxHandler};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -221,8 +222,119 @@ async fn messages_in_one_transaction_see_each_others_writes(db: &Db) {
     assert_eq!(contratos_of(db, partner_id).await.len(), 1);
 }
 
+/// A batch of announcements reads its partners' contracts and the templates once and writes
+/// its contracts together at the end: each partner still gets exactly one contract, on the
+/// stored template, with its stream, snapshot, read model and `ContratoCreado`, and the batch
+/// is one committed transaction (not rolled back and redone one message at a time).
+async fn a_batch_of_announcements_creates_each_contract_once(db: &Db) {
+    let service = service(db);
+    let mut afiliado = plantillas_por_defecto()
+        .into_iter()
+        .find(|p| p.tipo_partner == TipoPartner::Afiliado)
+        .unwrap();
+    afiliado.monto = Monto::new(Amount::from_cents(123_456)).unwrap();
+    service.guardar_plantilla(&afiliado).await.unwrap();
+    let handler = AlianzasHandler::transactional(service, Arc::new(Notify::new()));
+    let known = Uuid::now_v7();
+    let known_contrato = onboarded(db, &handler, known).await;
+    let nuevos = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
+    let created = nuevos.map(|id| envelope_of(&partner_creado(id)));
+    let twin = envelope_of(&partner_creado(nuevos[0]));
+    let again = envelope_of(&partner_creado(known));
+    let mut unusable = partner_creado(Uuid::now_v7());
+    unusable.terminos = Some(serde_json::json!({"monto": -5}));
+    let unusable_env = envelope_of(&unusable);
+    let backlog = storage::outbox::backlog(db).await.unwrap();
+    let counts = handler.counts();
+
+    let batch = [
+        &created[0],
+        &twin,
+        &created[1],
+        &again,
+        &unusable_env,
+        &created[2],
+    ];
+    let results = handler.handle_batch(&batch).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let after = handler.counts();
+    assert_eq!(
+        (after.committed, after.rolled_back),
+        (counts.committed + 1, counts.rolled_back),
+        "one transaction for the whole batch"
+    );
+
+    for partner_id in nuevos {
+        let contratos = contratos_of(db, partner_id).await;
+        assert_eq!(contratos.len(), 1, "{contratos:?}");
+        let (id, estado, version) = contratos[0];
+        assert_eq!((estado, version), (Some(EstadoContrato::Pendiente), 1));
+        let contrato = repo::find(db, id).await.unwrap().unwrap();
+        assert_eq!(contrato.state().unwrap().monto, afiliado.monto);
+        let stream = repo::read_stream(db, id).await.unwrap();
+        assert_eq!(stream.len(), 1, "{stream:?}");
+        assert_eq!(repo::snapshot_versions(db, id).await.unwrap(), vec![1]);
+        let mut tx = db.begin().await.unwrap();
+        assert_eq!(
+            repo::contrato_of_partner(&mut tx, partner_id)
+                .await
+                .unwrap(),
+            Some(id)
+        );
+        tx.rollback().await.unwrap();
+    }
+    assert_eq!(contratos_of(db, known).await[0].0, known_contrato);
+    assert_eq!(contratos_of(db, known).await.len(), 1);
+    assert!(contratos_of(db, unusable.partner_id).await.is_empty());
+    for envelope in batch {
+        assert!(handled(db, envelope).await, "{}", envelope.id);
+    }
+    // Three ContratoCreado and one ContratoCreadoFailed; nothing for the twin or the known.
+    assert_eq!(storage::outbox::backlog(db).await.unwrap(), backlog + 4);
+}
+
+/// A contract a batch created waits to be written until the batch ends, unless anything else
+/// touches the contract tables first: then it is written before, in the same transaction.
+async fn a_waiting_contract_is_written_before_any_other_message_touches_the_contracts(db: &Db) {
+    let service = service(db);
+    let handler = AlianzasHandler::new(service.clone());
+    let known = Uuid::now_v7();
+    let known_contrato = onboarded(
+        db,
+        &AlianzasHandler::transactional(service, Arc::new(Notify::new())),
+        known,
+    )
+    .await;
+    let partner_id = Uuid::now_v7();
+    let created = envelope_of(&partner_creado(partner_id));
+    let approval = envelope_of(&aprobado(known_contrato));
+    let mut tx = db.begin().await.unwrap();
+    handler
+        .prepare(&mut tx, &[&created, &approval])
+        .await
+        .unwrap();
+    handler.apply(&mut tx, &created).await.unwrap();
+    handler.apply(&mut tx, &approval).await.unwrap();
+    let linked = repo::contrato_of_partner(&mut tx, partner_id)
+        .await
+        .unwrap()
+        .expect("written before the approval was applied");
+    handler.finish(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        contratos_of(db, partner_id).await,
+        vec![(linked, Some(EstadoContrato::Pendiente), 1)]
+    );
+    assert_eq!(
+        contratos_of(db, known).await,
+        vec![(known_contrato, Some(EstadoContrato::Activo), 2)]
+    );
+}
+
 testkit::on_both_backends!(
     crate::helpers::SCHEMA;
+    a_batch_of_announcements_creates_each_contract_once,
+    a_waiting_contract_is_written_before_any_other_message_touches_the_contracts,
     a_batch_applies_in_order_and_its_duplicates_change_nothing,
     an_early_message_is_retried_without_holding_back_its_batch,
     messages_in_one_transaction_see_each_others_writes,
