@@ -4,6 +4,7 @@
 //! transaction the caller owns (`storage::Transactional`), which commits a batch of them at once
 //! and wakes the relay itself. Nothing is published any other way.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use ::storage::idempotency::{self, IdempotencyError, Remembered, StoredResponse};
@@ -15,7 +16,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::domain::{
-    CambiosPartner, Comentarios, DomainError, EstadoKyc, FieldIssue, Integracion, Motivo,
+    CambiosPartner, Comentarios, DomainError, Email, EstadoKyc, FieldIssue, Integracion, Motivo,
     NuevaIntegracion, NuevoPartner, Partner, PartnerEvent, RawPartner,
 };
 use crate::storage::{self as repo, PartnerFilter, RepoError};
@@ -412,10 +413,16 @@ impl Service {
             direccion: command.direccion.as_deref(),
             tipo: command.tipo.as_deref(),
         });
+        let held = Prefetched::partner_of(tx, command.onboarding_id);
         for _ in 0..RACE_RETRIES {
             let email = parsed.as_ref().ok().map(|datos| &datos.email);
-            let (existing, email_taken) =
-                repo::onboarding_partner_and_email(tx, command.onboarding_id, email).await?;
+            let (existing, email_taken) = match held {
+                Some(existing) => (existing, Prefetched::taken(tx, email)),
+                None => {
+                    self.flush(tx).await?;
+                    repo::onboarding_partner_and_email(tx, command.onboarding_id, email).await?
+                }
+            };
             if let Some(existing) = existing {
                 return Ok(CommandOutcome::AlreadyCreated(existing));
             }
@@ -436,6 +443,19 @@ impl Service {
                 Some(command.onboarding_id),
                 kernel::now(),
             );
+            if held.is_some() {
+                // The batch knows this onboarding: the partner joins the batch's waiting writes.
+                let (topic, created) = to_envelope(event, command.terminos.clone(), &context);
+                outbox::append(tx, topic, &created);
+                let prefetched = tx.scratch::<Prefetched>();
+                prefetched
+                    .onboardings
+                    .insert(command.onboarding_id, Some(partner.id()));
+                prefetched.emails.insert(partner.state().email.normalized());
+                let id = partner.id();
+                prefetched.pending.push(partner);
+                return Ok(CommandOutcome::Created(id));
+            }
             if !repo::insert_partner_unless_taken(tx, &partner).await? {
                 // A concurrent twin committed the same e-mail or onboarding between the checks
                 // and the insert. `tx` is intact: the checks, run again, now see the twin.
@@ -461,6 +481,7 @@ impl Service {
         if !inbox::first_delivery(tx, SERVICE, envelope.id).await? {
             return Ok(false);
         }
+        self.flush(tx).await?;
         let context = EnvelopeContext::caused_by(envelope);
         // The reason is only echoed back; an over-long one is dropped rather than refused.
         let motivo = Motivo::parse(command.motivo.as_deref()).unwrap_or(None);
@@ -480,6 +501,93 @@ impl Service {
         };
         append_all(tx, vec![event], &context);
         Ok(true)
+    }
+
+    /// Before a batch of `CreatePartner` commands is applied in `tx`: reads, in one
+    /// statement, which of their onboardings have a partner and which of their e-mails a live
+    /// partner holds, so that creating each partner needs no statement of its own until the
+    /// batch ends (on SQLite each one is a trip to the connection's thread with the
+    /// database's writer held).
+    pub async fn prepare_batch(
+        &self,
+        tx: &mut Tx,
+        commands: &[wire::CreatePartner],
+    ) -> Result<(), AppError> {
+        if commands.is_empty() {
+            return Ok(());
+        }
+        let onboarding_ids: Vec<Uuid> = commands.iter().map(|c| c.onboarding_id).collect();
+        let emails: Vec<String> = commands
+            .iter()
+            .filter_map(|command| Email::parse(&command.email).ok())
+            .map(|email| email.normalized())
+            .collect();
+        let (found, taken) =
+            repo::onboardings_and_emails_taken(tx, &onboarding_ids, &emails).await?;
+        let prefetched = tx.scratch::<Prefetched>();
+        prefetched.onboardings = onboarding_ids.iter().map(|id| (*id, None)).collect();
+        for (onboarding_id, partner_id) in found {
+            prefetched
+                .onboardings
+                .insert(onboarding_id, Some(partner_id));
+        }
+        prefetched.emails = taken.into_iter().collect();
+        Ok(())
+    }
+
+    /// After a batch's commands were applied in `tx`, before it commits: writes the partners
+    /// they left waiting (see [`Prefetched`]).
+    pub async fn finish_batch(&self, tx: &mut Tx) -> Result<(), AppError> {
+        self.flush(tx).await
+    }
+
+    /// Writes the partners waiting in `tx`, in one query on SQLite.
+    async fn flush(&self, tx: &mut Tx) -> Result<(), AppError> {
+        let pending = std::mem::take(&mut tx.scratch::<Prefetched>().pending);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let partners: Vec<&Partner> = pending.iter().collect();
+        if repo::insert_partners_unless_taken(tx, &partners).await? {
+            Ok(())
+        } else {
+            // A concurrent twin (another replica, PostgreSQL) took an e-mail or an onboarding
+            // first: the batch's commands are retried one by one, and that one sees it.
+            Err(AppError::Contention)
+        }
+    }
+}
+
+/// What a batch of `CreatePartner` commands read up front ([`Service::prepare_batch`]) and
+/// what it created since: every onboarding the batch names with its partner (`None`: none
+/// yet) and the normalized e-mails live partners hold among the batch's, both kept up to date
+/// as the batch creates partners; and the created partners not yet written. A partner of an
+/// onboarding held here waits in `pending` until the batch ends (or until anything else is
+/// about to read or write the partner table), so a batch's partners travel in one query
+/// (`repo::insert_partners_unless_taken`) instead of two statements each.
+#[derive(Default)]
+struct Prefetched {
+    onboardings: HashMap<Uuid, Option<Uuid>>,
+    emails: HashSet<String>,
+    pending: Vec<Partner>,
+}
+
+impl Prefetched {
+    /// The partner of `onboarding_id` if the batch holds the onboarding (`None`: not held).
+    fn partner_of(tx: &mut Tx, onboarding_id: Uuid) -> Option<Option<Uuid>> {
+        tx.scratch::<Prefetched>()
+            .onboardings
+            .get(&onboarding_id)
+            .copied()
+    }
+
+    /// Whether a live partner holds `email`, as `repo::onboarding_partner_and_email` would say.
+    fn taken(tx: &mut Tx, email: Option<&Email>) -> bool {
+        email.is_some_and(|email| {
+            tx.scratch::<Prefetched>()
+                .emails
+                .contains(&email.normalized())
+        })
     }
 }
 

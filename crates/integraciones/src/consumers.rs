@@ -42,6 +42,22 @@ impl TxHandler for CreatePartnerHandler {
         tracing::debug!(id = %envelope.id, ?outcome, "CreatePartner handled");
         Ok(())
     }
+
+    async fn prepare(&self, tx: &mut Tx, envelopes: &[&Envelope]) -> Result<(), HandlerError> {
+        // A payload that does not decode is left to `apply`, which dead-letters it.
+        let commands: Vec<CreatePartner> = envelopes
+            .iter()
+            .filter_map(|envelope| envelope.decode().ok())
+            .collect();
+        self.service
+            .prepare_batch(tx, &commands)
+            .await
+            .map_err(handler_error)
+    }
+
+    async fn finish(&self, tx: &mut Tx) -> Result<(), HandlerError> {
+        self.service.finish_batch(tx).await.map_err(handler_error)
+    }
 }
 
 /// Consumes `DesactivarPartner` (topic `comando-desactivar-partner`).

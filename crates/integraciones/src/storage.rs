@@ -520,6 +520,82 @@ pub async fn onboarding_partner_and_email(
     .await)?)
 }
 
+/// What a batch of `CreatePartner` commands must know before creating its partners, in one
+/// statement: which of `onboarding_ids` have a partner (`(onboarding_id, partner_id)`), and
+/// which of the normalized `emails` a live partner holds.
+pub async fn onboardings_and_emails_taken(
+    tx: &mut Tx,
+    onboarding_ids: &[Uuid],
+    emails: &[String],
+) -> Result<(Vec<(Uuid, Uuid)>, Vec<String>), RepoError> {
+    let emails_of = match tx.backend() {
+        ::storage::Backend::Sqlite => "SELECT value ->> 0 FROM json_each($2)",
+        ::storage::Backend::Postgres => "SELECT value ->> 0 FROM jsonb_array_elements($2::jsonb)",
+    };
+    let sql = format!(
+        "SELECT onboarding_id, partner_id, NULL AS email_normalizado FROM partner
+         WHERE onboarding_id IN ({})
+         UNION ALL
+         SELECT NULL, NULL, email_normalizado FROM partner
+         WHERE email_normalizado IN ({emails_of}) AND estado <> 'ELIMINADO'",
+        ::storage::ids_of(tx.backend(), 1)
+    );
+    let emails: Vec<[&str; 1]> = emails.iter().map(|email| [email.as_str()]).collect();
+    let rows: Vec<(Option<Uuid>, Option<Uuid>, Option<String>)> = with_tx!(tx, conn => sqlx::query_as(&sql)
+            .bind(::storage::hex_list(onboarding_ids.iter().map(|id| [*id])))
+            .bind(serde_json::to_string(&emails).expect("strings serialize to JSON"))
+            .fetch_all(conn)
+            .await)?;
+    let mut onboardings = Vec::new();
+    let mut taken = Vec::new();
+    for row in rows {
+        match row {
+            (Some(onboarding_id), Some(partner_id), _) => {
+                onboardings.push((onboarding_id, partner_id))
+            }
+            (_, _, Some(email)) => taken.push(email),
+            _ => {}
+        }
+    }
+    Ok((onboardings, taken))
+}
+
+/// Inserts new partners, each as [`insert_partner_unless_taken`] does; `Ok(false)` when some
+/// e-mail or onboarding was taken (which one cannot be told), and the caller drops `tx`. On
+/// SQLite the inserts go as one query, one trip to the connection's thread instead of one per
+/// partner; PostgreSQL prepares one statement per query, so there they run in turn.
+pub async fn insert_partners_unless_taken(
+    tx: &mut Tx,
+    partners: &[&Partner],
+) -> Result<bool, RepoError> {
+    const SQL: &str = concat!(insert_partner_sql!(), " ON CONFLICT DO NOTHING");
+    const PARAMS: usize = 14;
+    if let ::storage::TxConn::Sqlite(transaction) = &mut tx.conn {
+        let sql: Vec<String> = (0..partners.len())
+            .map(|at| ::storage::renumbered(SQL, at * PARAMS))
+            .collect();
+        let sql = sql.join(";\n");
+        let mut query = sqlx::query(&sql);
+        for partner in partners {
+            query = bind_partner!(query, partner.state());
+        }
+        let inserted = query.execute(&mut **transaction).await?.rows_affected();
+        if inserted != partners.len() as u64 {
+            return Ok(false);
+        }
+        for partner in partners {
+            save_integraciones(tx, partner.state()).await?;
+        }
+        return Ok(true);
+    }
+    for partner in partners {
+        if !insert_partner_unless_taken(tx, partner).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Escapes `LIKE` wildcards so `q` is matched literally.
 fn like_pattern(q: &str) -> String {
     let mut pattern = String::from("%");

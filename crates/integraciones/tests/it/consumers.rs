@@ -1,12 +1,19 @@
 //! The saga's commands: `CreatePartner` creates a partner (or answers with
 //! `PartnerCreationFailed`) and `DesactivarPartner` deactivates one, each exactly once however
-//! often the command is delivered, alone or in a batch applied in one transaction.
+//! often the command is delivered, alone or in a batch applied in one transaction (which reads
+//! what its commands need up front and writes its partners together).
+
+use std::sync::Arc;
 
 use contracts::partners::{CreatePartner, DesactivarPartner};
 use contracts::topics;
+use integraciones::application::{Service, SERVICE};
+use integraciones::consumers::CreatePartnerHandler;
 use integraciones::storage::{self as repo, PartnerFilter};
-use kernel::{Bus, Envelope, EnvelopeContext};
+use kernel::{Bus, Envelope, EnvelopeContext, MessageHandler};
 use serde_json::{json, Value};
+use storage::{Transactional, TxHandler};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use testkit::bus::next_matching;
@@ -401,8 +408,114 @@ async fn a_batch_of_desactivar_partner_commands_answers_each_once(db: &storage::
     );
 }
 
+/// The `CreatePartner` handler over `db` as the consumers run it, with its transaction counts.
+fn counted_handler(db: &storage::Db) -> Transactional<CreatePartnerHandler> {
+    let service = Arc::new(Service::new(db.clone(), Arc::new(Notify::new())));
+    Transactional::new(
+        db.clone(),
+        Arc::new(Notify::new()),
+        CreatePartnerHandler::new(service),
+    )
+    .with_inbox(SERVICE)
+}
+
+/// A batch reads its onboardings and e-mails once and writes its partners together at the
+/// end: each onboarding still gets one partner, each e-mail one live partner (against what was
+/// stored and what the batch itself created), and the batch is one committed transaction
+/// (not rolled back and redone one command at a time).
+async fn a_batch_of_create_partner_commands_is_one_transaction(db: &storage::Db) {
+    let (_service, _bus) = service_on(db).await;
+    let handler = counted_handler(db);
+    let stored = command("stored@example.com");
+    handler.handle(&envelope_of(&stored)).await.unwrap();
+    let nuevo = command("nuevo@example.com");
+    let mut again = command("again@example.com");
+    again.onboarding_id = stored.onboarding_id;
+    let taken = command("STORED@example.com");
+    let other = command("other-batch@example.com");
+    let clash = command("Other-Batch@example.com");
+    let batch = [
+        envelope_of(&nuevo),
+        envelope_of(&nuevo),
+        envelope_of(&again),
+        envelope_of(&taken),
+        envelope_of(&other),
+        envelope_of(&clash),
+    ];
+    let before = outbox_types(db).await.len();
+    let counts = handler.counts();
+    let results = handler
+        .handle_batch(&batch.iter().collect::<Vec<_>>())
+        .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let after = handler.counts();
+    assert_eq!(
+        (after.committed, after.rolled_back),
+        (counts.committed + 1, counts.rolled_back),
+        "one transaction for the whole batch"
+    );
+
+    assert_eq!(
+        outbox_types(db).await[before..],
+        [
+            "PartnerCreado",
+            "PartnerCreationFailed",
+            "PartnerCreado",
+            "PartnerCreationFailed"
+        ]
+    );
+    for (email, count) in [
+        ("nuevo@example.com", 1),
+        ("stored@example.com", 1),
+        ("again@example.com", 0),
+        ("other-batch@example.com", 1),
+    ] {
+        assert_eq!(partners_with_email(db, email).await, count, "{email}");
+    }
+    let mut tx = db.begin().await.unwrap();
+    let (partner, _) = repo::onboarding_partner_and_email(&mut tx, nuevo.onboarding_id, None)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let partner = repo::find(db, partner.expect("the onboarding has its partner"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(partner.state().email.as_str(), "nuevo@example.com");
+    for envelope in &batch {
+        assert!(storage::inbox::contains(db, SERVICE, envelope.id)
+            .await
+            .unwrap());
+    }
+}
+
+/// A partner a batch created waits to be written until the batch ends, unless a command the
+/// batch did not read up front comes first: then it is written before that one is looked up.
+async fn a_waiting_partner_is_written_before_a_command_the_batch_did_not_read(db: &storage::Db) {
+    let (_service, _bus) = service_on(db).await;
+    let service = Arc::new(Service::new(db.clone(), Arc::new(Notify::new())));
+    let handler = CreatePartnerHandler::new(service);
+    let read = envelope_of(&command("read@example.com"));
+    let late = command("late@example.com");
+    let mut tx = db.begin().await.unwrap();
+    handler.prepare(&mut tx, &[&read]).await.unwrap();
+    handler.apply(&mut tx, &read).await.unwrap();
+    handler.apply(&mut tx, &envelope_of(&late)).await.unwrap();
+    let onboarding = read.decode::<CreatePartner>().unwrap().onboarding_id;
+    let (partner, _) = repo::onboarding_partner_and_email(&mut tx, onboarding, None)
+        .await
+        .unwrap();
+    assert!(partner.is_some(), "written before the late command");
+    handler.finish(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(partners_with_email(db, "read@example.com").await, 1);
+    assert_eq!(partners_with_email(db, "late@example.com").await, 1);
+}
+
 testkit::on_both_backends!(
     crate::helpers::SCHEMA;
+    a_batch_of_create_partner_commands_is_one_transaction,
+    a_waiting_partner_is_written_before_a_command_the_batch_did_not_read,
     a_batch_of_create_partner_commands_is_applied_in_order,
     a_batch_of_desactivar_partner_commands_answers_each_once,
 );
