@@ -3,6 +3,7 @@
 //! the caller owns (`storage::Transactional`, which may commit a batch of events at once and
 //! wakes the relay after the commit). Nothing is published any other way.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +37,9 @@ pub enum AppError {
     /// the message is retried, since cross-topic order is not guaranteed.
     #[error("partner {partner_id} is not known yet (contract {age_ms} ms old); waiting for its PartnerCreado")]
     PartnerAunDesconocido { partner_id: Uuid, age_ms: i64 },
+    /// A batch's waiting writes met rows a concurrent writer put first: retried one by one.
+    #[error("a concurrent write conflicted; retry")]
+    Contention,
     #[error(transparent)]
     ReglasInvalidas(#[from] ReglasInvalidas),
     #[error(transparent)]
@@ -189,8 +193,72 @@ impl Service {
             nombre: event.nombre,
             tipo: event.tipo,
         };
+        let prefetched = tx.scratch::<Prefetched>();
+        if prefetched.partners_batch {
+            // The batch's partners are recorded together when it ends.
+            prefetched.known.push(partner);
+            return Ok(true);
+        }
+        self.flush(tx).await?;
         repo::insert_known_partner(tx, &partner, kernel::now()).await?;
         Ok(true)
+    }
+
+    /// Before a batch of `PartnerCreado` events is applied in `tx`: their partners wait to be
+    /// recorded together when the batch ends (see [`Prefetched`]).
+    pub fn prepare_partners(&self, tx: &mut Tx) {
+        tx.scratch::<Prefetched>().partners_batch = true;
+    }
+
+    /// Before a batch of `ContratoCreado` events is applied in `tx`: reads, in two statements,
+    /// the rules and which of its contracts were decided, which of its partners compliance
+    /// knows and which have an account, so that deciding each contract needs no statement of
+    /// its own until the batch ends (on SQLite each one is a trip to the connection's thread
+    /// with the database's writer held).
+    pub async fn prepare_evaluations(
+        &self,
+        tx: &mut Tx,
+        events: &[ContratoCreado],
+    ) -> Result<(), AppError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let contrato_ids: Vec<Uuid> = events.iter().map(|event| event.contrato_id).collect();
+        let partner_ids: Vec<Uuid> = events.iter().map(|event| event.partner_id).collect();
+        let reglas = repo::load_rules_tx(tx).await?;
+        let conocidos = repo::conocidos_tx(tx, &contrato_ids, &partner_ids).await?;
+        let prefetched = tx.scratch::<Prefetched>();
+        prefetched.contratos = contrato_ids.into_iter().collect();
+        prefetched.reglas = Some(reglas);
+        prefetched.conocidos = conocidos;
+        Ok(())
+    }
+
+    /// After a batch's events were applied in `tx`, before it commits: writes what they left
+    /// waiting (see [`Prefetched`]).
+    pub async fn finish_batch(&self, tx: &mut Tx) -> Result<(), AppError> {
+        self.flush(tx).await
+    }
+
+    /// Writes what waits in `tx`: the partners, in one query on SQLite, then the decisions and
+    /// accounts, in another.
+    async fn flush(&self, tx: &mut Tx) -> Result<(), AppError> {
+        let prefetched = tx.scratch::<Prefetched>();
+        let known = std::mem::take(&mut prefetched.known);
+        let evaluaciones = std::mem::take(&mut prefetched.evaluaciones);
+        let cuentas = std::mem::take(&mut prefetched.cuentas);
+        if !known.is_empty() {
+            repo::insert_known_partners(tx, &known, kernel::now()).await?;
+        }
+        if (evaluaciones.len() + cuentas.len()) > 0
+            && !repo::insert_decisions(tx, &evaluaciones, &cuentas).await?
+        {
+            // A concurrent delivery (another replica, PostgreSQL) decided a contract or
+            // opened an account first: the batch's events are retried one by one, and that
+            // one sees it.
+            return Err(AppError::Contention);
+        }
+        Ok(())
     }
 
     /// Handles `ContratoCreado` inside `tx` (the caller commits): runs the rules and records
@@ -215,7 +283,15 @@ impl Service {
         if !inbox::first_delivery(tx, SERVICE, envelope.id).await? {
             return Ok(Decision::Duplicado);
         }
-        let antecedentes = repo::antecedentes_tx(tx, event.contrato_id, event.partner_id).await?;
+        let held = Prefetched::antecedentes(tx, event.contrato_id, event.partner_id);
+        let batched = held.is_some();
+        let antecedentes = match held {
+            Some(antecedentes) => antecedentes,
+            None => {
+                self.flush(tx).await?;
+                repo::antecedentes_tx(tx, event.contrato_id, event.partner_id).await?
+            }
+        };
         if antecedentes.decidido {
             return Ok(Decision::YaDecidido);
         }
@@ -247,7 +323,12 @@ impl Service {
             veredicto: veredicto.clone(),
             evaluado_en: now,
         };
-        if !repo::insert_evaluation(tx, &evaluacion).await? {
+        if batched {
+            // Written with the rest of the batch's decisions when it ends.
+            let prefetched = tx.scratch::<Prefetched>();
+            prefetched.conocidos.decididos.insert(event.contrato_id);
+            prefetched.evaluaciones.push(evaluacion);
+        } else if !repo::insert_evaluation(tx, &evaluacion).await? {
             // A concurrent delivery of another event for this contract decided first.
             return Ok(Decision::YaDecidido);
         }
@@ -262,7 +343,15 @@ impl Service {
                 })?;
                 let cuenta =
                     CuentaFinanciera::abrir(event.partner_id, moneda, MetodoPago::default(), now);
-                repo::insert_account(tx, &cuenta).await?;
+                if batched {
+                    // A partner with an account keeps it, as the insert would leave it.
+                    let prefetched = tx.scratch::<Prefetched>();
+                    if prefetched.conocidos.con_cuenta.insert(event.partner_id) {
+                        prefetched.cuentas.push(cuenta);
+                    }
+                } else {
+                    repo::insert_account(tx, &cuenta).await?;
+                }
                 let (topic, outcome) = append(
                     &ContratoAprobado {
                         contrato_id: event.contrato_id,
@@ -305,6 +394,7 @@ impl Service {
         if !inbox::first_delivery(tx, SERVICE, envelope.id).await? {
             return Ok(false);
         }
+        self.flush(tx).await?;
         let evaluada = repo::find_evaluation_tx(tx, event.contrato_id).await?;
         let moneda = evaluada
             .as_ref()
@@ -325,5 +415,44 @@ impl Service {
         );
         let opened = repo::insert_account(tx, &cuenta).await?;
         Ok(opened)
+    }
+}
+
+/// What a batch of events read up front and what it wrote since, for one transaction.
+///
+/// A batch of `PartnerCreado` ([`Service::prepare_partners`]) leaves its partners in `known`.
+/// A batch of `ContratoCreado` ([`Service::prepare_evaluations`]) holds its contracts, the
+/// rules and what `repo::conocidos_tx` read, kept up to date as it decides; its decisions and
+/// accounts wait in `evaluaciones` and `cuentas`. Whatever waits is written when the batch
+/// ends, or before anything else reads or writes those tables, so a batch's rows travel in
+/// one query instead of one statement or three per event.
+#[derive(Default)]
+struct Prefetched {
+    partners_batch: bool,
+    known: Vec<PartnerConocido>,
+    contratos: HashSet<Uuid>,
+    reglas: Option<ReglasCompliance>,
+    conocidos: repo::Conocidos,
+    evaluaciones: Vec<Evaluacion>,
+    cuentas: Vec<CuentaFinanciera>,
+}
+
+impl Prefetched {
+    /// What `repo::antecedentes_tx` would read for `contrato_id`, if the batch holds it.
+    fn antecedentes(
+        tx: &mut Tx,
+        contrato_id: Uuid,
+        partner_id: Uuid,
+    ) -> Option<repo::Antecedentes> {
+        let prefetched = tx.scratch::<Prefetched>();
+        if !prefetched.contratos.contains(&contrato_id) {
+            return None;
+        }
+        let conocidos = &prefetched.conocidos;
+        Some(repo::Antecedentes {
+            decidido: conocidos.decididos.contains(&contrato_id),
+            reglas: prefetched.reglas.clone()?,
+            partner: conocidos.partners.get(&partner_id).cloned(),
+        })
     }
 }

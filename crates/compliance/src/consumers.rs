@@ -48,6 +48,15 @@ impl TxHandler for PartnerCreadoHandler {
         tracing::debug!(id = %envelope.id, first, "PartnerCreado handled");
         Ok(())
     }
+
+    async fn prepare(&self, tx: &mut Tx, _envelopes: &[&Envelope]) -> Result<(), HandlerError> {
+        self.service.prepare_partners(tx);
+        Ok(())
+    }
+
+    async fn finish(&self, tx: &mut Tx) -> Result<(), HandlerError> {
+        self.service.finish_batch(tx).await.map_err(handler_error)
+    }
 }
 
 /// Consumes `ContratoCreado` (topic `ContratoCreado`).
@@ -72,6 +81,22 @@ impl TxHandler for ContratoCreadoHandler {
             .map_err(handler_error)?;
         tracing::debug!(id = %envelope.id, ?decision, "ContratoCreado handled");
         Ok(())
+    }
+
+    async fn prepare(&self, tx: &mut Tx, envelopes: &[&Envelope]) -> Result<(), HandlerError> {
+        // A payload that does not decode is left to `apply`, which dead-letters it.
+        let events: Vec<ContratoCreado> = envelopes
+            .iter()
+            .filter_map(|envelope| envelope.decode().ok())
+            .collect();
+        self.service
+            .prepare_evaluations(tx, &events)
+            .await
+            .map_err(handler_error)
+    }
+
+    async fn finish(&self, tx: &mut Tx) -> Result<(), HandlerError> {
+        self.service.finish_batch(tx).await.map_err(handler_error)
     }
 }
 

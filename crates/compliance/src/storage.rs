@@ -4,7 +4,7 @@
 //! PostgreSQL; the only dialect difference is the sum cast in the report (PostgreSQL's SUM of a
 //! BIGINT is NUMERIC).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use kernel::Amount;
@@ -231,19 +231,55 @@ pub async fn insert_known_partner(
     partner: &PartnerConocido,
     at: DateTime<Utc>,
 ) -> Result<bool, RepoError> {
-    let inserted = with_tx!(tx, conn => sqlx::query(
-        "INSERT INTO partner_conocido (partner_id, email, nombre, tipo, registrado_en)
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (partner_id) DO NOTHING",
-    )
-    .bind(partner.partner_id)
-    .bind(&partner.email)
-    .bind(&partner.nombre)
-    .bind(&partner.tipo)
-    .bind(at)
+    let inserted = with_tx!(tx, conn => bind_known_partner!(sqlx::query(INSERT_KNOWN_PARTNER), partner, at)
     .execute(conn)
     .await
     .map(|r| r.rows_affected()))?;
     Ok(inserted == 1)
+}
+
+const INSERT_KNOWN_PARTNER: &str = "INSERT INTO partner_conocido (partner_id, email, nombre, tipo,
+        registrado_en) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (partner_id) DO NOTHING";
+const INSERT_KNOWN_PARTNER_PARAMS: usize = 5;
+
+macro_rules! bind_known_partner {
+    ($query:expr, $partner:expr, $at:expr) => {{
+        let partner = $partner;
+        $query
+            .bind(partner.partner_id)
+            .bind(&partner.email)
+            .bind(&partner.nombre)
+            .bind(&partner.tipo)
+            .bind($at)
+    }};
+}
+use bind_known_partner;
+
+/// Records `partners`, each as [`insert_known_partner`] does. On SQLite the inserts go as one
+/// query, one trip to the connection's thread instead of one per partner; PostgreSQL prepares
+/// one statement per query, so there they run in turn.
+pub async fn insert_known_partners(
+    tx: &mut Tx,
+    partners: &[PartnerConocido],
+    at: DateTime<Utc>,
+) -> Result<(), RepoError> {
+    if let ::storage::TxConn::Sqlite(transaction) = &mut tx.conn {
+        let sql = ::storage::joined(
+            partners
+                .iter()
+                .map(|_| (INSERT_KNOWN_PARTNER, INSERT_KNOWN_PARTNER_PARAMS)),
+        );
+        let mut query = sqlx::query(&sql);
+        for partner in partners {
+            query = bind_known_partner!(query, partner, at);
+        }
+        query.execute(&mut **transaction).await?;
+        return Ok(());
+    }
+    for partner in partners {
+        insert_known_partner(tx, partner, at).await?;
+    }
+    Ok(())
 }
 
 pub async fn find_known_partner(
@@ -313,28 +349,154 @@ const EVALUACION_COLUMNS: &str = "contrato_id, partner_id, onboarding_id, monto_
 /// Records the decision on a contract; `false` when the contract was decided before (a
 /// concurrent or earlier delivery won), in which case nothing may be published again.
 pub async fn insert_evaluation(tx: &mut Tx, evaluacion: &Evaluacion) -> Result<bool, RepoError> {
-    let veredicto = &evaluacion.veredicto;
-    let inserted = with_tx!(tx, conn => sqlx::query(
-        "INSERT INTO evaluacion (contrato_id, partner_id, onboarding_id, monto_centavos, moneda,
-            aprobado, validaciones_pasadas, validacion_fallida, causa_rechazo, evaluado_en, dia)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         ON CONFLICT (contrato_id) DO NOTHING",
-    )
-    .bind(evaluacion.contrato_id)
-    .bind(evaluacion.partner_id)
-    .bind(evaluacion.onboarding_id)
-    .bind(evaluacion.monto.cents())
-    .bind(&evaluacion.moneda)
-    .bind(veredicto.aprobado())
-    .bind(to_json(&veredicto.nombres_pasadas()))
-    .bind(veredicto.validacion_fallida())
-    .bind(veredicto.causa_rechazo())
-    .bind(evaluacion.evaluado_en)
-    .bind(evaluacion.evaluado_en.date_naive())
+    let inserted = with_tx!(tx, conn => bind_evaluation!(sqlx::query(INSERT_EVALUATION), evaluacion)
     .execute(conn)
     .await
     .map(|r| r.rows_affected()))?;
     Ok(inserted == 1)
+}
+
+const INSERT_EVALUATION: &str = "INSERT INTO evaluacion (contrato_id, partner_id, onboarding_id,
+        monto_centavos, moneda, aprobado, validaciones_pasadas, validacion_fallida, causa_rechazo,
+        evaluado_en, dia)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+     ON CONFLICT (contrato_id) DO NOTHING";
+const INSERT_EVALUATION_PARAMS: usize = 11;
+
+macro_rules! bind_evaluation {
+    ($query:expr, $evaluacion:expr) => {{
+        let evaluacion = $evaluacion;
+        let veredicto = &evaluacion.veredicto;
+        $query
+            .bind(evaluacion.contrato_id)
+            .bind(evaluacion.partner_id)
+            .bind(evaluacion.onboarding_id)
+            .bind(evaluacion.monto.cents())
+            .bind(&evaluacion.moneda)
+            .bind(veredicto.aprobado())
+            .bind(to_json(&veredicto.nombres_pasadas()))
+            .bind(veredicto.validacion_fallida())
+            .bind(veredicto.causa_rechazo())
+            .bind(evaluacion.evaluado_en)
+            .bind(evaluacion.evaluado_en.date_naive())
+    }};
+}
+use bind_evaluation;
+
+/// Records decisions and opens accounts, each as [`insert_evaluation`] and [`insert_account`]
+/// do; `Ok(false)` when some contract was decided or some partner had its account already
+/// (which one cannot be told), and the caller drops `tx`. On SQLite the inserts go as one
+/// query, one trip to the connection's thread instead of one per row; PostgreSQL prepares one
+/// statement per query, so there they run in turn.
+pub async fn insert_decisions(
+    tx: &mut Tx,
+    evaluaciones: &[Evaluacion],
+    cuentas: &[CuentaFinanciera],
+) -> Result<bool, RepoError> {
+    if let ::storage::TxConn::Sqlite(transaction) = &mut tx.conn {
+        let sql = ::storage::joined(
+            evaluaciones
+                .iter()
+                .map(|_| (INSERT_EVALUATION, INSERT_EVALUATION_PARAMS))
+                .chain(
+                    cuentas
+                        .iter()
+                        .map(|_| (INSERT_ACCOUNT, INSERT_ACCOUNT_PARAMS)),
+                ),
+        );
+        let impuestos: Vec<String> = cuentas.iter().map(impuestos_column).collect();
+        let mut query = sqlx::query(&sql);
+        for evaluacion in evaluaciones {
+            query = bind_evaluation!(query, evaluacion);
+        }
+        for (cuenta, impuestos) in cuentas.iter().zip(&impuestos) {
+            query = bind_account!(query, cuenta, impuestos);
+        }
+        let inserted = query.execute(&mut **transaction).await?.rows_affected();
+        return Ok(inserted == (evaluaciones.len() + cuentas.len()) as u64);
+    }
+    for evaluacion in evaluaciones {
+        if !insert_evaluation(tx, evaluacion).await? {
+            return Ok(false);
+        }
+    }
+    for cuenta in cuentas {
+        if !insert_account(tx, cuenta).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// What a batch of contract evaluations must know before deciding, in one statement: which of
+/// `contrato_ids` were decided, which of `partner_ids` compliance knows, and which of those
+/// have an account.
+#[derive(Debug, Default)]
+pub struct Conocidos {
+    pub decididos: HashSet<Uuid>,
+    pub partners: HashMap<Uuid, PartnerConocido>,
+    pub con_cuenta: HashSet<Uuid>,
+}
+
+/// Reads [`Conocidos`] for a batch's contracts and partners inside `tx`.
+pub async fn conocidos_tx(
+    tx: &mut Tx,
+    contrato_ids: &[Uuid],
+    partner_ids: &[Uuid],
+) -> Result<Conocidos, RepoError> {
+    let backend = tx.backend();
+    let sql = format!(
+        "SELECT 0 AS kind, contrato_id AS id, NULL AS email, NULL AS nombre, NULL AS tipo
+         FROM evaluacion WHERE contrato_id IN ({contratos})
+         UNION ALL
+         SELECT 1, partner_id, email, nombre, tipo FROM partner_conocido
+         WHERE partner_id IN ({partners})
+         UNION ALL
+         SELECT 2, partner_id, NULL, NULL, NULL FROM cuenta_financiera
+         WHERE partner_id IN ({partners})",
+        contratos = ::storage::ids_of(backend, 1),
+        partners = ::storage::ids_of(backend, 2),
+    );
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        kind: i32,
+        id: Uuid,
+        email: Option<String>,
+        nombre: Option<String>,
+        tipo: Option<String>,
+    }
+    let rows: Vec<Row> = with_tx!(tx, conn => sqlx::query_as(&sql)
+        .bind(::storage::hex_list(contrato_ids.iter().map(|id| [*id])))
+        .bind(::storage::hex_list(partner_ids.iter().map(|id| [*id])))
+        .fetch_all(conn)
+        .await)?;
+    let mut conocidos = Conocidos::default();
+    for row in rows {
+        match (row.kind, row.email, row.nombre, row.tipo) {
+            (0, ..) => {
+                conocidos.decididos.insert(row.id);
+            }
+            (1, Some(email), Some(nombre), Some(tipo)) => {
+                let partner = PartnerConocido {
+                    partner_id: row.id,
+                    email,
+                    nombre,
+                    tipo,
+                };
+                conocidos.partners.insert(row.id, partner);
+            }
+            (2, ..) => {
+                conocidos.con_cuenta.insert(row.id);
+            }
+            (kind, ..) => {
+                return Err(RepoError::Corrupt(format!(
+                    "unexpected row {kind} for {}",
+                    row.id
+                )))
+            }
+        }
+    }
+    Ok(conocidos)
 }
 
 pub async fn find_evaluation_tx(
@@ -469,6 +631,37 @@ const CUENTA_COLUMNS: &str =
 /// Opens the partner's account; `false` when it has one already (which is left unchanged:
 /// never a second account).
 pub async fn insert_account(tx: &mut Tx, cuenta: &CuentaFinanciera) -> Result<bool, RepoError> {
+    let impuestos = impuestos_column(cuenta);
+    let inserted = with_tx!(tx, conn => bind_account!(sqlx::query(INSERT_ACCOUNT), cuenta, &impuestos)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(inserted == 1)
+}
+
+const INSERT_ACCOUNT: &str = "INSERT INTO cuenta_financiera (partner_id, estado, enable_at,
+        moneda, metodo_pago, impuestos, fecha_creacion, dia_creacion)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (partner_id) DO NOTHING";
+const INSERT_ACCOUNT_PARAMS: usize = 8;
+
+macro_rules! bind_account {
+    ($query:expr, $cuenta:expr, $impuestos:expr) => {{
+        let cuenta = $cuenta;
+        $query
+            .bind(cuenta.partner_id)
+            .bind(cuenta.estado.as_str())
+            .bind(cuenta.enable_at)
+            .bind(cuenta.moneda.as_str())
+            .bind(cuenta.metodo_pago.as_str())
+            .bind($impuestos)
+            .bind(cuenta.fecha_creacion)
+            .bind(cuenta.fecha_creacion.date_naive())
+    }};
+}
+use bind_account;
+
+/// The account's tax lines as stored (a JSON list).
+fn impuestos_column(cuenta: &CuentaFinanciera) -> String {
     let impuestos: Vec<ImpuestoColumn> = cuenta
         .impuestos
         .iter()
@@ -477,23 +670,7 @@ pub async fn insert_account(tx: &mut Tx, cuenta: &CuentaFinanciera) -> Result<bo
             porcentaje: linea.porcentaje.to_string(),
         })
         .collect();
-    let inserted = with_tx!(tx, conn => sqlx::query(
-        "INSERT INTO cuenta_financiera (partner_id, estado, enable_at, moneda, metodo_pago,
-            impuestos, fecha_creacion, dia_creacion)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (partner_id) DO NOTHING",
-    )
-    .bind(cuenta.partner_id)
-    .bind(cuenta.estado.as_str())
-    .bind(cuenta.enable_at)
-    .bind(cuenta.moneda.as_str())
-    .bind(cuenta.metodo_pago.as_str())
-    .bind(to_json(&impuestos))
-    .bind(cuenta.fecha_creacion)
-    .bind(cuenta.fecha_creacion.date_naive())
-    .execute(conn)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(inserted == 1)
+    to_json(&impuestos)
 }
 
 pub async fn find_account_tx(

@@ -571,10 +571,7 @@ pub async fn insert_partners_unless_taken(
     const SQL: &str = concat!(insert_partner_sql!(), " ON CONFLICT DO NOTHING");
     const PARAMS: usize = 14;
     if let ::storage::TxConn::Sqlite(transaction) = &mut tx.conn {
-        let sql: Vec<String> = (0..partners.len())
-            .map(|at| ::storage::renumbered(SQL, at * PARAMS))
-            .collect();
-        let sql = sql.join(";\n");
+        let sql = ::storage::joined(partners.iter().map(|_| (SQL, PARAMS)));
         let mut query = sqlx::query(&sql);
         for partner in partners {
             query = bind_partner!(query, partner.state());

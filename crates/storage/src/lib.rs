@@ -87,6 +87,21 @@ pub fn renumbered(sql: &str, offset: usize) -> String {
     out
 }
 
+/// Statements written with their own `$1…`, each `(sql, params)`, as one query: each one's
+/// placeholders are moved past the arguments of those before it (see [`renumbered`]).
+pub fn joined<'a>(statements: impl IntoIterator<Item = (&'a str, usize)>) -> String {
+    let mut sql = String::new();
+    let mut params = 0;
+    for (statement, count) in statements {
+        if !sql.is_empty() {
+            sql.push_str(";\n");
+        }
+        sql.push_str(&renumbered(statement, params));
+        params += count;
+    }
+    sql
+}
+
 /// The ids of a [`hex_list`] of one id per row bound at `$param`, as a sub-select: a batch's
 /// ids travel as one bound JSON text instead of one placeholder each.
 pub fn ids_of(backend: Backend, param: usize) -> String {
@@ -109,7 +124,7 @@ pub fn hex_list<const N: usize>(rows: impl Iterator<Item = [uuid::Uuid; N]>) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::renumbered;
+    use super::{joined, renumbered};
 
     #[test]
     fn placeholders_move_and_quoted_text_stays() {
@@ -122,5 +137,14 @@ mod tests {
         );
         assert_eq!(renumbered("SELECT $1", 0), "SELECT $1");
         assert_eq!(renumbered("SELECT 1 -- $ alone", 4), "SELECT 1 -- $ alone");
+    }
+
+    #[test]
+    fn joined_statements_take_their_arguments_in_turn() {
+        assert_eq!(
+            joined([("INSERT INTO t VALUES ($1, $2)", 2), ("UPDATE u SET a = $1", 1), ("DELETE FROM v WHERE b = $2 OR c = $1", 2)]),
+            "INSERT INTO t VALUES ($1, $2);\nUPDATE u SET a = $3;\nDELETE FROM v WHERE b = $5 OR c = $4"
+        );
+        assert_eq!(joined([]), "");
     }
 }

@@ -47,6 +47,7 @@ fn app_problem(error: AppError) -> Problem {
         AppError::CuentaNoEncontrada => Problem::not_found("CUENTA_NO_ENCONTRADA", detail),
         AppError::ReglasInvalidas(invalid) => Problem::invalid(field_errors(invalid.0)),
         AppError::Repo(RepoError::Sqlx(ref cause)) => Problem::database(cause),
+        AppError::Contention => Problem::unavailable(&error),
         // Only the consumer waits for partners; reaching here is a bug.
         AppError::PartnerAunDesconocido { .. } | AppError::Repo(_) => Problem::internal(&error),
     }

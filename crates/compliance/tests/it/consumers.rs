@@ -2,18 +2,24 @@
 //! with its account opened, a rule failure is rejected, every outcome happens once however often
 //! an event is delivered, a contract that overtakes its partner waits for it, a review approval
 //! opens the account, a rule change decides the next contract, and a batch of events handed
-//! over at once has the effects of the same events one by one.
+//! over at once has the effects of the same events one by one (read up front and written
+//! together, in one transaction).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use compliance::application::Service;
+use compliance::consumers::{ContratoCreadoHandler, PartnerCreadoHandler};
 use compliance::storage as repo;
 use compliance::ComplianceConfig;
 use contracts::contratos::ContratoCreado;
 use contracts::sagas::{RevisionAprobada, RevisionRechazada};
 use contracts::topics;
-use kernel::{Envelope, EnvelopeContext, HandlerError};
+use kernel::{Envelope, EnvelopeContext, HandlerError, MessageHandler};
 use reqwest::Method;
 use serde_json::json;
+use storage::{Transactional, TxHandler};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use testkit::bus::next_matching;
@@ -564,4 +570,161 @@ async fn batches_are_applied_in_order_with_a_result_per_message_on_sqlite() {
 #[tokio::test]
 async fn batches_are_applied_in_order_with_a_result_per_message_on_postgres() {
     batches_are_applied_in_order_with_a_result_per_message(TestDb::postgres(SCHEMA).await).await;
+}
+
+/// A service over `db` with handlers built by hand, so their transaction counts can be read.
+fn service_on(db: &storage::Db) -> Arc<Service> {
+    Arc::new(Service::new(
+        db.clone(),
+        Arc::new(Notify::new()),
+        Duration::from_secs(60),
+    ))
+}
+
+fn counted<H: TxHandler>(db: &storage::Db, handler: H) -> Transactional<H> {
+    Transactional::new(db.clone(), Arc::new(Notify::new()), handler).with_inbox("compliance")
+}
+
+/// A batch reads what its events need up front and writes its rows together at the end: each
+/// contract still gets one decision and each partner one account (against what was stored and
+/// what the batch itself decided), and each batch is one committed transaction (not rolled
+/// back and redone one event at a time).
+async fn a_batch_is_decided_in_one_transaction(test_db: TestDb) {
+    let app = spawn_app_on(test_db, ComplianceConfig::default(), false).await;
+    let db = app.db().clone();
+    let service = service_on(&db);
+    let (ana, bea, cleo) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let partners = counted(&db, PartnerCreadoHandler::new(service.clone()));
+    let stored = partner_creado(cleo, "cleo.batch@example.com");
+    partners.handle(&stored).await.unwrap();
+    let batch = [
+        partner_creado(ana, "ana.one@example.com"),
+        partner_creado(bea, "bea.one@example.com"),
+        stored.clone(),
+    ];
+    let before = partners.counts();
+    let results = partners
+        .handle_batch(&batch.iter().collect::<Vec<_>>())
+        .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let after = partners.counts();
+    assert_eq!(
+        (after.committed, after.rolled_back),
+        (before.committed + 1, before.rolled_back)
+    );
+    for partner_id in [ana, bea, cleo] {
+        assert!(repo::find_known_partner(&db, partner_id)
+            .await
+            .unwrap()
+            .is_some());
+    }
+
+    let contratos = counted(&db, ContratoCreadoHandler::new(service));
+    // Cleo's account exists before the batch; its contract is approved without a second one.
+    let primero = contrato(cleo, "10", "USD");
+    contratos.handle(&in_saga(&primero)).await.unwrap();
+    let decided = contrato(cleo, "20", "USD");
+    contratos.handle(&in_saga(&decided)).await.unwrap();
+    let ana_usd = contrato(ana, "100", "USD");
+    let batch = [
+        in_saga(&ana_usd),
+        in_saga(&ana_usd),
+        in_saga(&contrato(ana, "200", "COP")),
+        in_saga(&contrato(bea, "60000", "USD")),
+        in_saga(&contrato(cleo, "30", "USD")),
+        in_saga(&decided),
+    ];
+    let backlog = storage::outbox::backlog(&db).await.unwrap();
+    let before = contratos.counts();
+    let results = contratos
+        .handle_batch(&batch.iter().collect::<Vec<_>>())
+        .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let after = contratos.counts();
+    assert_eq!(
+        (after.committed, after.rolled_back),
+        (before.committed + 1, before.rolled_back),
+        "one transaction for the whole batch"
+    );
+    // Ana approved twice (USD, COP), Bea rejected, Cleo's third approved; nothing for the
+    // twin of Ana's first nor for the contract decided before the batch.
+    assert_eq!(storage::outbox::backlog(&db).await.unwrap(), backlog + 4);
+    for (partner_id, cuentas) in [(ana, 1), (bea, 0), (cleo, 1)] {
+        assert_eq!(
+            repo::count_accounts(&db, partner_id).await.unwrap(),
+            cuentas
+        );
+    }
+    let cuenta = repo::find_account(&db, ana).await.unwrap().unwrap();
+    assert_eq!(
+        cuenta.moneda.as_str(),
+        "USD",
+        "the first contract's account"
+    );
+    let evaluacion = repo::find_evaluation(&db, ana_usd.contrato_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(evaluacion.veredicto.aprobado());
+    for envelope in &batch {
+        assert!(storage::inbox::contains(&db, "compliance", envelope.id)
+            .await
+            .unwrap());
+    }
+    app.cleanup().await;
+}
+
+/// A decision a batch took waits to be written until the batch ends, unless an event the
+/// batch did not read up front comes first: then it is written before that one is decided.
+async fn a_waiting_decision_is_written_before_an_event_the_batch_did_not_read(test_db: TestDb) {
+    let app = spawn_app_on(test_db, ComplianceConfig::default(), false).await;
+    let db = app.db().clone();
+    let service = service_on(&db);
+    let partner_id = Uuid::now_v7();
+    counted(&db, PartnerCreadoHandler::new(service.clone()))
+        .handle(&partner_creado(partner_id, "read.batch@example.com"))
+        .await
+        .unwrap();
+    let handler = ContratoCreadoHandler::new(service);
+    let read = contrato(partner_id, "10", "USD");
+    let read_envelope = in_saga(&read);
+    let late = in_saga(&contrato(partner_id, "20", "USD"));
+    let mut tx = db.begin().await.unwrap();
+    handler.prepare(&mut tx, &[&read_envelope]).await.unwrap();
+    handler.apply(&mut tx, &read_envelope).await.unwrap();
+    handler.apply(&mut tx, &late).await.unwrap();
+    let evaluacion = repo::find_evaluation_tx(&mut tx, read.contrato_id)
+        .await
+        .unwrap();
+    assert!(evaluacion.is_some(), "written before the late contract");
+    handler.finish(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(repo::count_accounts(&db, partner_id).await.unwrap(), 1);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_batch_is_decided_in_one_transaction_on_sqlite() {
+    a_batch_is_decided_in_one_transaction(TestDb::sqlite(SCHEMA).await).await;
+}
+
+#[tokio::test]
+async fn a_batch_is_decided_in_one_transaction_on_postgres() {
+    a_batch_is_decided_in_one_transaction(TestDb::postgres(SCHEMA).await).await;
+}
+
+#[tokio::test]
+async fn a_waiting_decision_is_written_before_an_event_the_batch_did_not_read_on_sqlite() {
+    a_waiting_decision_is_written_before_an_event_the_batch_did_not_read(
+        TestDb::sqlite(SCHEMA).await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_waiting_decision_is_written_before_an_event_the_batch_did_not_read_on_postgres() {
+    a_waiting_decision_is_written_before_an_event_the_batch_did_not_read(
+        TestDb::postgres(SCHEMA).await,
+    )
+    .await;
 }
