@@ -408,23 +408,21 @@ pub async fn commit_many(
                 .iter()
                 .map(|write| write.events.iter().map(events::encode).collect())
                 .collect();
-            let mut sql = String::new();
-            let mut params = 0;
-            let mut rows = 0;
-            for ((write, encoded), after) in writes.iter().zip(&encoded).zip(&afters) {
-                let statements = write
-                    .partner
-                    .map(|_| (LINK_PARTNER, LINK_PARTNER_PARAMS))
-                    .into_iter()
-                    .chain(encoded.iter().map(|_| (INSERT_EVENT, INSERT_EVENT_PARAMS)))
-                    .chain(after.state().map(|_| (PROJECT, PROJECT_PARAMS)));
-                for (statement, count) in statements {
-                    sql.push_str(&::storage::renumbered(statement, params));
-                    sql.push_str(";\n");
-                    params += count;
-                    rows += 1;
-                }
-            }
+            let statements: Vec<(&str, usize)> = writes
+                .iter()
+                .zip(&encoded)
+                .zip(&afters)
+                .flat_map(|((write, encoded), after)| {
+                    write
+                        .partner
+                        .map(|_| (LINK_PARTNER, LINK_PARTNER_PARAMS))
+                        .into_iter()
+                        .chain(encoded.iter().map(|_| (INSERT_EVENT, INSERT_EVENT_PARAMS)))
+                        .chain(after.state().map(|_| (PROJECT, PROJECT_PARAMS)))
+                })
+                .collect();
+            let rows = statements.len() as u64;
+            let sql = ::storage::joined(statements);
             let mut query = sqlx::query(&sql);
             for ((write, encoded), after) in writes.iter().zip(&encoded).zip(&afters) {
                 let before = write.contrato.version();

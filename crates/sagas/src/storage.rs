@@ -320,25 +320,19 @@ pub async fn save_step(
 /// prepares one statement per query, so there they run in turn.
 pub async fn save_steps(tx: &mut Tx, steps: &[Step<'_>]) -> Result<bool, sqlx::Error> {
     if let ::storage::TxConn::Sqlite(transaction) = &mut tx.conn {
-        let mut sql = String::new();
-        let mut params = 0;
-        let mut rows = 0;
-        for step in steps {
-            let (head, head_params) = match step.expected_version {
-                None => (INSERT_SAGA, INSERT_SAGA_PARAMS),
-                Some(_) => (UPDATE_SAGA, UPDATE_SAGA_PARAMS),
-            };
-            for (statement, count) in std::iter::once((head, head_params))
-                .chain(step.entries.iter().map(|_| (INSERT_LOG, INSERT_LOG_PARAMS)))
-            {
-                if !sql.is_empty() {
-                    sql.push_str(";\n");
-                }
-                sql.push_str(&::storage::renumbered(statement, params));
-                params += count;
-            }
-            rows += 1 + step.entries.len() as u64;
-        }
+        let statements: Vec<(&str, usize)> = steps
+            .iter()
+            .flat_map(|step| {
+                let head = match step.expected_version {
+                    None => (INSERT_SAGA, INSERT_SAGA_PARAMS),
+                    Some(_) => (UPDATE_SAGA, UPDATE_SAGA_PARAMS),
+                };
+                std::iter::once(head)
+                    .chain(step.entries.iter().map(|_| (INSERT_LOG, INSERT_LOG_PARAMS)))
+            })
+            .collect();
+        let rows = statements.len() as u64;
+        let sql = ::storage::joined(statements);
         let mut query = sqlx::query(&sql);
         for step in steps {
             query = match step.expected_version {
