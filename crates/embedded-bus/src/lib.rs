@@ -452,11 +452,19 @@ impl EmbeddedBus {
 #[async_trait]
 impl Bus for EmbeddedBus {
     async fn publish(&self, topic: &str, envelopes: &[Envelope]) -> Result<(), BusError> {
+        self.publish_runs(&[(topic, envelopes)]).await
+    }
+
+    /// Every run's messages go into the same group commit, in order.
+    async fn publish_runs(&self, runs: &[(&str, &[Envelope])]) -> Result<(), BusError> {
         self.ensure_open()?;
-        if envelopes.is_empty() {
+        let mut rows = Vec::new();
+        for (topic, envelopes) in runs {
+            rows.extend(message_rows(topic, envelopes)?);
+        }
+        if rows.is_empty() {
             return Ok(());
         }
-        let rows = message_rows(topic, envelopes)?;
         let (done, mut committed) = tokio::sync::oneshot::channel();
         self.inner
             .waiting

@@ -47,6 +47,16 @@ pub trait Bus: Send + Sync + 'static {
     /// holds is a no-op, so a relay that retries after a crash never duplicates a message.
     async fn publish(&self, topic: &str, envelopes: &[Envelope]) -> Result<(), BusError>;
 
+    /// Publishes runs of envelopes, each run to its topic, in order: what [`Bus::publish`]
+    /// does for each run in turn. An adapter that can store them all in one write does so, so
+    /// that a relay's batch of several topics costs one write instead of one per run.
+    async fn publish_runs(&self, runs: &[(&str, &[Envelope])]) -> Result<(), BusError> {
+        for (topic, envelopes) in runs {
+            self.publish(topic, envelopes).await?;
+        }
+        Ok(())
+    }
+
     /// Joins `group` as a consumer of `topic`, creating the group durably if it is new (a new
     /// group starts from the oldest message the topic retains).
     async fn subscribe(

@@ -39,8 +39,9 @@ pub enum Db {
         reader: SqlitePool,
         /// Held by an outbox relay while it publishes: a SQLite database belongs to one
         /// process, so this lock alone keeps two relays from publishing the same rows and a
-        /// relay needs no claim written (and synced) before it publishes.
-        relay: std::sync::Arc<tokio::sync::Mutex<()>>,
+        /// relay needs no claim written (and synced) before it publishes. It guards what the
+        /// relays published and have not deleted yet.
+        relay: std::sync::Arc<tokio::sync::Mutex<crate::outbox::Published>>,
     },
     Postgres(PgPool),
 }

@@ -208,48 +208,53 @@ impl Relay {
 
     /// SQLite: the database's relay lock stands in for a claim, so a batch costs one read and
     /// one delete. Rows under a live claim of an earlier version are still respected.
+    ///
+    /// Deleting takes the database's single writer, which the service's consumers keep busy
+    /// under load; waiting for it after every batch held the relay to one batch per writer
+    /// turn. So while a backlog remains, published rows stay (up to [`MAX_UNDELETED`]) and
+    /// later reads start past them: outbox ids grow in commit order here (one writer, one
+    /// transaction at a time), so nothing committed later can take a lower id. They are
+    /// deleted together once the relay catches up or enough have gathered. Should the process
+    /// stop first, they are published again at the next start under the same event ids, which
+    /// the bus and the consumers' inboxes drop as duplicates.
     async fn relay_locked(
         &self,
         writer: &sqlx::SqlitePool,
         reader: &sqlx::SqlitePool,
-        lock: &tokio::sync::Mutex<()>,
+        lock: &tokio::sync::Mutex<Published>,
     ) -> Result<usize, RelayError> {
-        let _turn = lock.lock().await;
+        let mut published = lock.lock().await;
         let rows: Vec<(i64, String, String)> = sqlx::query_as(
             "SELECT outbox_id, topic, envelope FROM outbox
-             WHERE claimed_until IS NULL OR claimed_until < $1
+             WHERE outbox_id > $3 AND (claimed_until IS NULL OR claimed_until < $1)
              ORDER BY outbox_id LIMIT $2",
         )
         .bind(kernel::now())
         .bind(self.batch_size)
+        .bind(published.upto)
         .fetch_all(reader)
         .await?;
-        if rows.is_empty() {
-            return Ok(0);
+        if !rows.is_empty() {
+            self.publish(&rows).await?;
         }
-        self.publish(&rows).await?;
-        let ids: Vec<i64> = rows.iter().map(|(outbox_id, _, _)| *outbox_id).collect();
-        let mut conn = writer.acquire().await?;
-        // The delete is not synced to disk: should the machine lose power before a later
-        // commit syncs the log, the rows come back and are published again under the same
-        // event ids, which the bus drops as duplicates. What must be durable, the publish, the
-        // bus synced before it returned. One round trip for the three statements.
-        let deleted = sqlx::query(
-            "PRAGMA synchronous = NORMAL;
-             DELETE FROM outbox WHERE outbox_id IN (SELECT value FROM json_each($1));
-             PRAGMA synchronous = FULL",
-        )
-        .bind(serde_json::to_string(&ids).expect("integers serialize to JSON"))
-        .execute(&mut *conn)
-        .await;
-        if deleted.is_err() {
-            // The last pragma may not have run: leave the connection synced for whatever
-            // writes through it next outside a transaction (transactions set it themselves).
-            sqlx::query("PRAGMA synchronous = FULL")
-                .execute(&mut *conn)
-                .await?;
+        if let Some((last, _, _)) = rows.last() {
+            published.upto = *last;
         }
-        deleted?;
+        published
+            .undeleted
+            .extend(rows.iter().map(|(outbox_id, _, _)| *outbox_id));
+        let caught_up = (rows.len() as i64) < self.batch_size;
+        if published.undeleted.is_empty()
+            || !(caught_up || published.undeleted.len() >= MAX_UNDELETED)
+        {
+            return Ok(rows.len());
+        }
+        let ids = std::mem::take(&mut published.undeleted);
+        if let Err(error) = delete_published(writer, &ids).await {
+            // Published all the same: they are deleted with the next ones.
+            published.undeleted = ids;
+            return Err(error);
+        }
         Ok(rows.len())
     }
 
@@ -279,25 +284,25 @@ impl Relay {
         Ok(rows.len())
     }
 
-    /// Publishes rows in outbox order, one bus call per run of rows with the same topic.
+    /// Publishes rows in outbox order, in one bus call: each run of rows with the same topic
+    /// is one run of `Bus::publish_runs`.
     async fn publish(&self, rows: &[(i64, String, String)]) -> Result<(), RelayError> {
-        let mut start = 0;
-        while start < rows.len() {
-            let topic = &rows[start].1;
-            let end = rows[start..]
-                .iter()
-                .position(|(_, t, _)| t != topic)
-                .map_or(rows.len(), |offset| start + offset);
-            let envelopes = rows[start..end]
-                .iter()
-                .map(|(outbox_id, _, body)| {
-                    serde_json::from_str::<Envelope>(body)
-                        .map_err(|e| RelayError::Corrupt(*outbox_id, e))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            self.bus.publish(topic, &envelopes).await?;
-            start = end;
+        let mut runs: Vec<(&str, Vec<Envelope>)> = Vec::new();
+        for (outbox_id, topic, body) in rows {
+            let envelope = serde_json::from_str::<Envelope>(body)
+                .map_err(|e| RelayError::Corrupt(*outbox_id, e))?;
+            match runs.last_mut() {
+                Some((run_topic, envelopes)) if *run_topic == topic.as_str() => {
+                    envelopes.push(envelope)
+                }
+                _ => runs.push((topic, vec![envelope])),
+            }
         }
+        let runs: Vec<(&str, &[Envelope])> = runs
+            .iter()
+            .map(|(topic, envelopes)| (*topic, envelopes.as_slice()))
+            .collect();
+        self.bus.publish_runs(&runs).await?;
         Ok(())
     }
 
@@ -365,6 +370,43 @@ impl Relay {
         handles.extend(kernel::spawn_consumers(bus, group, topics, per_topic, shutdown).await?);
         Ok(handles)
     }
+}
+
+/// What the relays of a SQLite database published and have not deleted yet (see
+/// `Relay::relay_locked`): reads start past `upto`.
+#[derive(Debug, Default)]
+pub struct Published {
+    upto: i64,
+    undeleted: Vec<i64>,
+}
+
+/// Published rows a SQLite relay leaves in the outbox at most before deleting them.
+const MAX_UNDELETED: usize = 4096;
+
+/// Deletes published rows `ids` on SQLite.
+async fn delete_published(writer: &sqlx::SqlitePool, ids: &[i64]) -> Result<(), RelayError> {
+    let mut conn = writer.acquire().await?;
+    // The delete is not synced to disk: should the machine lose power before a later
+    // commit syncs the log, the rows come back and are published again under the same
+    // event ids, which the bus drops as duplicates. What must be durable, the publish, the
+    // bus synced before it returned. One round trip for the three statements.
+    let deleted = sqlx::query(
+        "PRAGMA synchronous = NORMAL;
+         DELETE FROM outbox WHERE outbox_id IN (SELECT value FROM json_each($1));
+         PRAGMA synchronous = FULL",
+    )
+    .bind(serde_json::to_string(&ids).expect("integers serialize to JSON"))
+    .execute(&mut *conn)
+    .await;
+    if deleted.is_err() {
+        // The last pragma may not have run: leave the connection synced for whatever
+        // writes through it next outside a transaction (transactions set it themselves).
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await?;
+    }
+    deleted?;
+    Ok(())
 }
 
 /// When the oldest unpublished row was written, for lag metrics.

@@ -383,6 +383,44 @@ pub async fn one_group_keeps_its_topics_apart(bus: Arc<dyn Bus>) {
     assert_quiet(&mut right, QUIET, "right topic").await;
 }
 
+/// Runs published in one call each land on their own topic, in order, as separate publishes
+/// would; an empty run is nothing.
+pub async fn runs_published_together_land_on_their_topics_in_order(bus: Arc<dyn Bus>) {
+    let group = unique("group");
+    let (left_topic, right_topic) = (unique("left"), unique("right"));
+    let mut left = subscribe(bus.as_ref(), &left_topic, &group, patient()).await;
+    let mut right = subscribe(bus.as_ref(), &right_topic, &group, patient()).await;
+    let sent = probes(5);
+    bus.publish_runs(&[
+        (&left_topic, &sent[0..2]),
+        (&right_topic, &sent[2..3]),
+        (&right_topic, &[]),
+        (&left_topic, &sent[3..5]),
+    ])
+    .await
+    .expect("publish the runs");
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let delivery = next(&mut left, "left topic").await;
+        got.push(delivery.envelope.id);
+        ack(delivery).await;
+    }
+    assert_eq!(
+        got,
+        ids(&[
+            sent[0].clone(),
+            sent[1].clone(),
+            sent[3].clone(),
+            sent[4].clone()
+        ])
+    );
+    let delivery = next(&mut right, "right topic").await;
+    assert_eq!(delivery.envelope.id, sent[2].id);
+    ack(delivery).await;
+    assert_quiet(&mut left, QUIET, "left topic").await;
+    assert_quiet(&mut right, QUIET, "right topic").await;
+}
+
 /// After `max_attempts` nacks the message goes to the group's dead-letter topic, carrying the
 /// last error, the topic it came from and the attempts; it is not handed out again.
 pub async fn nack_dead_letters_after_max_attempts(bus: Arc<dyn Bus>) {

@@ -32,6 +32,7 @@ conformance!(
     duplicate_publish_is_ignored,
     new_group_starts_from_the_oldest_message,
     one_group_keeps_its_topics_apart,
+    runs_published_together_land_on_their_topics_in_order,
     nack_dead_letters_after_max_attempts,
     dead_letter_sends_the_message_at_once,
 );

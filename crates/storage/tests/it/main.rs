@@ -11,9 +11,19 @@ const SCHEMA: Schema = Schema {
     migrations: &[],
 };
 
-/// What only SQLite has: the relay's unsynced delete.
+/// What only SQLite has: the relay's unsynced delete, and its deletes put off while a
+/// backlog remains.
 mod sqlite_only {
     use testkit::db::TestDb;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_relay_keeps_publishing_a_backlog_while_the_writer_is_busy() {
+        let test_db = TestDb::sqlite(crate::SCHEMA).await;
+        crate::suite::the_relay_keeps_publishing_a_backlog_while_the_writer_is_busy(
+            test_db.db.clone(),
+        )
+        .await;
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_writer_is_synced_again_after_the_relay_and_in_every_transaction() {

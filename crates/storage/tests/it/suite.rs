@@ -527,6 +527,38 @@ pub async fn the_writer_is_synced_again_after_the_relay_and_in_every_transaction
     );
 }
 
+/// While a backlog remains, the relay publishes batch after batch without waiting for the
+/// writer (busy with the service's own transactions) to delete them: published rows stay and
+/// later reads start past them. Once it catches up it deletes them all, and nothing was
+/// published twice.
+pub async fn the_relay_keeps_publishing_a_backlog_while_the_writer_is_busy(db: Db) {
+    let envelopes: Vec<Envelope> = (0..600).map(ping).collect();
+    append_committed(&db, &envelopes).await;
+    let bus = Arc::new(RecordingBus::default());
+    let relay = Relay::new(db.clone(), bus.clone());
+    let busy = db.begin().await.unwrap();
+    for _ in 0..2 {
+        let published = tokio::time::timeout(testkit::DEADLINE, relay.relay_once())
+            .await
+            .expect("a batch of a backlog is published without the writer")
+            .unwrap();
+        assert_eq!(published, 256);
+    }
+    let left: i64 =
+        storage::with_reader!(&db, conn => sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+        .fetch_one(conn)
+        .await)
+        .unwrap();
+    assert_eq!(left, 600, "nothing deleted yet");
+    // Caught up: the last batch waits for the writer to delete everything published.
+    let last = tokio::spawn(async move { relay.relay_once().await.unwrap() });
+    drop(busy);
+    assert_eq!(last.await.unwrap(), 88);
+    assert_eq!(outbox::backlog(&db).await.unwrap(), 0);
+    let expected: Vec<Uuid> = envelopes.iter().map(|e| e.id).collect();
+    assert_eq!(bus.ids(), expected, "each row once, in commit order");
+}
+
 /// A request whose client goes away is dropped wherever it stands, and so is the write it was
 /// making: waiting for the writer, beginning, between statements, committing. Whatever point
 /// it was dropped at, the writer must be free for the next write, and a write that reported
