@@ -379,21 +379,128 @@ pub async fn lock_partner(tx: &mut Tx, partner_id: Uuid) -> Result<PartnerConoci
 }
 
 pub async fn save_partner(tx: &mut Tx, partner: &PartnerConocido) -> Result<(), RepoError> {
-    with_tx!(tx, conn => sqlx::query(
-        "UPDATE partner_conocido SET elegible = $2, bloqueado = $3, email = $4, nombre = $5,
-            elegibilidad_en = $6, actualizado_en = $7
-         WHERE partner_id = $1",
-    )
-    .bind(partner.partner_id)
-    .bind(partner.elegible)
-    .bind(partner.bloqueado)
-    .bind(&partner.email)
-    .bind(&partner.nombre)
-    .bind(partner.elegibilidad_en)
-    .bind(kernel::now())
+    with_tx!(tx, conn => bind_partner!(sqlx::query(SAVE_PARTNER), partner, kernel::now())
     .execute(conn)
     .await
     .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+const SAVE_PARTNER: &str = "UPDATE partner_conocido SET elegible = $2, bloqueado = $3, email = $4,
+        nombre = $5, elegibilidad_en = $6, actualizado_en = $7
+     WHERE partner_id = $1";
+const SAVE_PARTNER_PARAMS: usize = 7;
+
+macro_rules! bind_partner {
+    ($query:expr, $partner:expr, $now:expr) => {{
+        let partner = $partner;
+        $query
+            .bind(partner.partner_id)
+            .bind(partner.elegible)
+            .bind(partner.bloqueado)
+            .bind(&partner.email)
+            .bind(&partner.nombre)
+            .bind(partner.elegibilidad_en)
+            .bind($now)
+    }};
+}
+use bind_partner;
+
+/// [`lock_partner`] for several partners in one statement: each one once, in id order (the
+/// order every batch takes the locks in, so two batches never wait on each other in a cycle).
+pub async fn lock_partners(
+    tx: &mut Tx,
+    partner_ids: &[Uuid],
+) -> Result<Vec<PartnerConocido>, RepoError> {
+    let mut ids = partner_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let ids_sql = match tx.backend() {
+        Backend::Sqlite => "SELECT unhex(value ->> 0) AS id FROM json_each($1)",
+        Backend::Postgres => {
+            "SELECT (value ->> 0)::uuid AS id FROM jsonb_array_elements($1::jsonb)"
+        }
+    };
+    // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT, not a join.
+    let sql = format!(
+        "INSERT INTO partner_conocido (partner_id, elegible, bloqueado, actualizado_en)
+         SELECT ids.id, FALSE, FALSE, $2 FROM ({ids_sql}) AS ids WHERE true
+         ON CONFLICT (partner_id) DO UPDATE SET elegible = partner_conocido.elegible
+         RETURNING {PARTNER_COLUMNS}"
+    );
+    let rows: Vec<PartnerRow> = with_tx!(&mut *tx, conn => sqlx::query_as(&sql)
+        .bind(::storage::hex_list(ids.iter().map(|id| [*id])))
+        .bind(kernel::now())
+        .fetch_all(conn)
+        .await)?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// Which of `partner_ids` are affiliated to some program, in any state.
+pub async fn afiliados_among(
+    tx: &mut Tx,
+    partner_ids: &[Uuid],
+) -> Result<std::collections::HashSet<Uuid>, RepoError> {
+    let sql = format!(
+        "SELECT DISTINCT afiliado_id FROM afiliacion WHERE afiliado_id IN ({})",
+        ::storage::ids_of(tx.backend(), 1)
+    );
+    let ids: Vec<Uuid> = with_tx!(tx, conn => sqlx::query_scalar(&sql)
+        .bind(::storage::hex_list(partner_ids.iter().map(|id| [*id])))
+        .fetch_all(conn)
+        .await)?;
+    Ok(ids.into_iter().collect())
+}
+
+/// A notification waiting to be stored: the event that caused it, its type, the message.
+pub struct NuevaNotificacion {
+    pub evento_id: Uuid,
+    pub tipo_evento: String,
+    pub mensaje: Mensaje,
+}
+
+/// Saves `partners` ([`save_partner`]) and stores `notificaciones` ([`insert_notificacion`]).
+/// On SQLite the statements go as one query, one trip to the connection's thread instead of
+/// one per row; PostgreSQL prepares one statement per query, so there they run in turn.
+pub async fn save_many(
+    tx: &mut Tx,
+    partners: &[PartnerConocido],
+    notificaciones: &[NuevaNotificacion],
+) -> Result<(), RepoError> {
+    if let ::storage::TxConn::Sqlite(transaction) = &mut tx.conn {
+        let sql = ::storage::joined(
+            partners
+                .iter()
+                .map(|_| (SAVE_PARTNER, SAVE_PARTNER_PARAMS))
+                .chain(
+                    notificaciones
+                        .iter()
+                        .map(|_| (INSERT_NOTIFICACION, INSERT_NOTIFICACION_PARAMS)),
+                ),
+        );
+        let now = kernel::now();
+        let mut query = sqlx::query(&sql);
+        for partner in partners {
+            query = bind_partner!(query, partner, now);
+        }
+        for nueva in notificaciones {
+            query = bind_notificacion!(
+                query,
+                nueva.evento_id,
+                &nueva.tipo_evento,
+                &nueva.mensaje,
+                now
+            );
+        }
+        query.execute(&mut **transaction).await?;
+        return Ok(());
+    }
+    for partner in partners {
+        save_partner(tx, partner).await?;
+    }
+    for nueva in notificaciones {
+        insert_notificacion(tx, nueva.evento_id, &nueva.tipo_evento, &nueva.mensaje).await?;
+    }
     Ok(())
 }
 
@@ -476,25 +583,35 @@ pub async fn insert_notificacion(
     mensaje: &Mensaje,
 ) -> Result<bool, RepoError> {
     let now = kernel::now();
-    let inserted = with_tx!(tx, conn => sqlx::query(
-        "INSERT INTO notificacion (notificacion_id, evento_id, tipo_evento, destinatario, asunto,
-            contenido, prioridad, estado, intentos, creada_en, proximo_intento)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'PENDIENTE', 0, $8, $8)
-         ON CONFLICT (evento_id, destinatario) DO NOTHING",
-    )
-    .bind(kernel::new_id())
-    .bind(evento_id)
-    .bind(tipo_evento)
-    .bind(&mensaje.destinatario)
-    .bind(&mensaje.asunto)
-    .bind(&mensaje.contenido)
-    .bind(mensaje.prioridad.as_str())
-    .bind(now)
+    let inserted = with_tx!(tx, conn => bind_notificacion!(sqlx::query(INSERT_NOTIFICACION), evento_id, tipo_evento, mensaje, now)
     .execute(conn)
     .await
     .map(|r| r.rows_affected()))?;
     Ok(inserted == 1)
 }
+
+const INSERT_NOTIFICACION: &str = "INSERT INTO notificacion (notificacion_id, evento_id,
+        tipo_evento, destinatario, asunto, contenido, prioridad, estado, intentos, creada_en,
+        proximo_intento)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'PENDIENTE', 0, $8, $8)
+     ON CONFLICT (evento_id, destinatario) DO NOTHING";
+const INSERT_NOTIFICACION_PARAMS: usize = 8;
+
+macro_rules! bind_notificacion {
+    ($query:expr, $evento_id:expr, $tipo_evento:expr, $mensaje:expr, $now:expr) => {{
+        let mensaje = $mensaje;
+        $query
+            .bind(kernel::new_id())
+            .bind($evento_id)
+            .bind($tipo_evento)
+            .bind(&mensaje.destinatario)
+            .bind(&mensaje.asunto)
+            .bind(&mensaje.contenido)
+            .bind(mensaje.prioridad.as_str())
+            .bind($now)
+    }};
+}
+use bind_notificacion;
 
 /// Notification list filters; `None` means "any".
 #[derive(Debug, Clone, Default, PartialEq)]
