@@ -389,7 +389,6 @@ pub async fn save_partner(tx: &mut Tx, partner: &PartnerConocido) -> Result<(), 
 const SAVE_PARTNER: &str = "UPDATE partner_conocido SET elegible = $2, bloqueado = $3, email = $4,
         nombre = $5, elegibilidad_en = $6, actualizado_en = $7
      WHERE partner_id = $1";
-const SAVE_PARTNER_PARAMS: usize = 7;
 
 macro_rules! bind_partner {
     ($query:expr, $partner:expr, $now:expr) => {{
@@ -459,50 +458,97 @@ pub struct NuevaNotificacion {
     pub mensaje: Mensaje,
 }
 
-/// Saves `partners` ([`save_partner`]) and stores `notificaciones` ([`insert_notificacion`]).
-/// On SQLite the statements go as one query, one trip to the connection's thread instead of
-/// one per row; PostgreSQL prepares one statement per query, so there they run in turn.
+/// Saves `partners` ([`save_partner`]) and stores `notificaciones` ([`insert_notificacion`]),
+/// each set in one statement whatever its size: the rows travel as a JSON list (SQLite stores
+/// ids as 16-byte blobs, PostgreSQL parses the hex as a uuid; times are written as sqlx writes
+/// a `DateTime<Utc>` on SQLite, so every row reads back alike). The statements' texts never
+/// change, so each connection prepares them once. On SQLite both go in one query.
 pub async fn save_many(
     tx: &mut Tx,
     partners: &[PartnerConocido],
     notificaciones: &[NuevaNotificacion],
 ) -> Result<(), RepoError> {
+    let time = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
+    let partners: Vec<serde_json::Value> = partners
+        .iter()
+        .map(|partner| {
+            serde_json::json!([
+                partner.partner_id.simple().to_string(),
+                partner.elegible,
+                partner.bloqueado,
+                partner.email,
+                partner.nombre,
+                partner.elegibilidad_en.map(time),
+            ])
+        })
+        .collect();
+    let notificaciones: Vec<serde_json::Value> = notificaciones
+        .iter()
+        .map(|nueva| {
+            let mensaje = &nueva.mensaje;
+            serde_json::json!([
+                kernel::new_id().simple().to_string(),
+                nueva.evento_id.simple().to_string(),
+                nueva.tipo_evento,
+                mensaje.destinatario,
+                mensaje.asunto,
+                mensaje.contenido,
+                mensaje.prioridad.as_str(),
+            ])
+        })
+        .collect();
+    let partners = serde_json::Value::Array(partners).to_string();
+    let notificaciones = serde_json::Value::Array(notificaciones).to_string();
+    let now = kernel::now();
     if let ::storage::TxConn::Sqlite(transaction) = &mut tx.conn {
-        let sql = ::storage::joined(
-            partners
-                .iter()
-                .map(|_| (SAVE_PARTNER, SAVE_PARTNER_PARAMS))
-                .chain(
-                    notificaciones
-                        .iter()
-                        .map(|_| (INSERT_NOTIFICACION, INSERT_NOTIFICACION_PARAMS)),
-                ),
-        );
-        let now = kernel::now();
-        let mut query = sqlx::query(&sql);
-        for partner in partners {
-            query = bind_partner!(query, partner, now);
-        }
-        for nueva in notificaciones {
-            query = bind_notificacion!(
-                query,
-                nueva.evento_id,
-                &nueva.tipo_evento,
-                &nueva.mensaje,
-                now
-            );
-        }
-        query.execute(&mut **transaction).await?;
+        sqlx::query(SAVE_MANY_SQLITE)
+            .bind(partners)
+            .bind(now)
+            .bind(notificaciones)
+            .execute(&mut **transaction)
+            .await?;
         return Ok(());
     }
-    for partner in partners {
-        save_partner(tx, partner).await?;
-    }
-    for nueva in notificaciones {
-        insert_notificacion(tx, nueva.evento_id, &nueva.tipo_evento, &nueva.mensaje).await?;
-    }
+    with_tx!(&mut *tx, conn => sqlx::query(SAVE_PARTNERS_POSTGRES)
+        .bind(partners)
+        .bind(now)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    with_tx!(tx, conn => sqlx::query(INSERT_NOTIFICACIONES_POSTGRES)
+        .bind(notificaciones)
+        .bind(now)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
     Ok(())
 }
+
+/// [`save_many`] on SQLite: `$1` the partners, `$2` now, `$3` the notifications.
+const SAVE_MANY_SQLITE: &str = "UPDATE partner_conocido SET elegible = j.value ->> 1,
+        bloqueado = j.value ->> 2, email = j.value ->> 3, nombre = j.value ->> 4,
+        elegibilidad_en = j.value ->> 5, actualizado_en = $2
+     FROM json_each($1) AS j WHERE partner_conocido.partner_id = unhex(j.value ->> 0);
+     INSERT INTO notificacion (notificacion_id, evento_id, tipo_evento, destinatario, asunto,
+        contenido, prioridad, estado, intentos, creada_en, proximo_intento)
+     SELECT unhex(value ->> 0), unhex(value ->> 1), value ->> 2, value ->> 3, value ->> 4,
+        value ->> 5, value ->> 6, 'PENDIENTE', 0, $2, $2
+     FROM json_each($3) WHERE true ORDER BY key
+     ON CONFLICT (evento_id, destinatario) DO NOTHING";
+
+const SAVE_PARTNERS_POSTGRES: &str = "UPDATE partner_conocido AS p
+     SET elegible = (j.value ->> 1)::boolean, bloqueado = (j.value ->> 2)::boolean,
+        email = j.value ->> 3, nombre = j.value ->> 4,
+        elegibilidad_en = (j.value ->> 5)::timestamptz, actualizado_en = $2
+     FROM jsonb_array_elements($1::jsonb) AS j WHERE p.partner_id = (j.value ->> 0)::uuid";
+
+const INSERT_NOTIFICACIONES_POSTGRES: &str = "INSERT INTO notificacion (notificacion_id,
+        evento_id, tipo_evento, destinatario, asunto, contenido, prioridad, estado, intentos,
+        creada_en, proximo_intento)
+     SELECT (value ->> 0)::uuid, (value ->> 1)::uuid, value ->> 2, value ->> 3, value ->> 4,
+        value ->> 5, value ->> 6, 'PENDIENTE', 0, $2, $2
+     FROM jsonb_array_elements($1::jsonb)
+     ON CONFLICT (evento_id, destinatario) DO NOTHING";
 
 /// What is known of a partner (no lock); `None` when nothing was ever heard of it.
 pub async fn find_partner(db: &Db, partner_id: Uuid) -> Result<Option<PartnerConocido>, RepoError> {
@@ -595,7 +641,6 @@ const INSERT_NOTIFICACION: &str = "INSERT INTO notificacion (notificacion_id, ev
         proximo_intento)
      VALUES ($1, $2, $3, $4, $5, $6, $7, 'PENDIENTE', 0, $8, $8)
      ON CONFLICT (evento_id, destinatario) DO NOTHING";
-const INSERT_NOTIFICACION_PARAMS: usize = 8;
 
 macro_rules! bind_notificacion {
     ($query:expr, $evento_id:expr, $tipo_evento:expr, $mensaje:expr, $now:expr) => {{
@@ -728,36 +773,54 @@ pub async fn record_attempt(
     claim_id: Uuid,
     intento: &Intento,
 ) -> Result<bool, RepoError> {
-    let (estado, error, enviada_en, proximo) = match intento {
-        Intento::Enviada { at } => (EstadoNotificacion::Enviada, None, Some(*at), None),
-        Intento::Reintentar { error, proximo } => (
-            EstadoNotificacion::Pendiente,
-            Some(error.as_str()),
-            None,
-            Some(*proximo),
-        ),
-        Intento::Fallida { error } => (
-            EstadoNotificacion::Fallida,
-            Some(error.as_str()),
-            None,
-            None,
-        ),
-    };
-    let updated = with_db!(db, conn => sqlx::query(
-        "UPDATE notificacion SET estado = $3, intentos = intentos + 1,
-            ultimo_error = COALESCE($4, ultimo_error), enviada_en = $5,
-            proximo_intento = COALESCE($6, proximo_intento),
-            reclamada_por = NULL, reclamada_hasta = NULL
-         WHERE notificacion_id = $1 AND reclamada_por = $2",
-    )
-    .bind(notificacion_id)
-    .bind(claim_id)
-    .bind(estado.as_str())
-    .bind(error)
-    .bind(enviada_en)
-    .bind(proximo)
-    .execute(conn)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(updated == 1)
+    let recorded = record_attempts(db, claim_id, &[(notificacion_id, intento.clone())]).await?;
+    Ok(recorded[0])
+}
+
+/// Records the attempts on notifications of one claim, in one transaction (one synced commit
+/// for a worker's whole batch instead of one per notification), and releases their claims.
+/// Says for each whether it was recorded (`false`: its claim was lost).
+pub async fn record_attempts(
+    db: &Db,
+    claim_id: Uuid,
+    attempts: &[(Uuid, Intento)],
+) -> Result<Vec<bool>, RepoError> {
+    let mut tx = db.begin().await?;
+    let mut recorded = Vec::with_capacity(attempts.len());
+    for (notificacion_id, intento) in attempts {
+        let (estado, error, enviada_en, proximo) = match intento {
+            Intento::Enviada { at } => (EstadoNotificacion::Enviada, None, Some(*at), None),
+            Intento::Reintentar { error, proximo } => (
+                EstadoNotificacion::Pendiente,
+                Some(error.as_str()),
+                None,
+                Some(*proximo),
+            ),
+            Intento::Fallida { error } => (
+                EstadoNotificacion::Fallida,
+                Some(error.as_str()),
+                None,
+                None,
+            ),
+        };
+        let updated = with_tx!(tx, conn => sqlx::query(
+            "UPDATE notificacion SET estado = $3, intentos = intentos + 1,
+                ultimo_error = COALESCE($4, ultimo_error), enviada_en = $5,
+                proximo_intento = COALESCE($6, proximo_intento),
+                reclamada_por = NULL, reclamada_hasta = NULL
+             WHERE notificacion_id = $1 AND reclamada_por = $2",
+        )
+        .bind(notificacion_id)
+        .bind(claim_id)
+        .bind(estado.as_str())
+        .bind(error)
+        .bind(enviada_en)
+        .bind(proximo)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+        recorded.push(updated == 1);
+    }
+    tx.commit().await?;
+    Ok(recorded)
 }

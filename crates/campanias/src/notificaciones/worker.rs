@@ -76,6 +76,10 @@ impl DeliveryWorker {
         let now = kernel::now();
         let until = now + chrono_duration(self.lease);
         let claimed = repo::claim_due(&self.db, claim_id, now, until, BATCH).await?;
+        // Recorded together once the batch was attempted: one commit for the batch. Should
+        // the process stop in between, the lease runs out and they are sent again, as they
+        // would be if it stopped between one send and its record.
+        let mut attempts = Vec::with_capacity(claimed.len());
         for notificacion in &claimed {
             let intento = notificacion.intentos.max(0) as u32 + 1;
             let outcome = self.sender.send(&Self::email_of(notificacion)).await;
@@ -91,8 +95,12 @@ impl DeliveryWorker {
                 },
             };
             tracing::debug!(id = %notificacion.id, intento, ?record, "notification attempt");
-            if !repo::record_attempt(&self.db, notificacion.id, claim_id, &record).await? {
-                tracing::warn!(id = %notificacion.id, "notification claim lost before recording");
+            attempts.push((notificacion.id, record));
+        }
+        let recorded = repo::record_attempts(&self.db, claim_id, &attempts).await?;
+        for ((id, _), recorded) in attempts.iter().zip(recorded) {
+            if !recorded {
+                tracing::warn!(%id, "notification claim lost before recording");
             }
         }
         Ok(claimed.len())

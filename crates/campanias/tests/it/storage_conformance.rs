@@ -302,6 +302,50 @@ async fn a_claim_is_exclusive_until_its_lease_expires(db: &Db) {
     assert_eq!(taken_over.len(), 1, "an expired lease can be taken over");
 }
 
+/// A worker's batch of attempts is recorded in one transaction, each under the claim that
+/// made it: one whose claim was lost is refused, the others are recorded.
+async fn a_batch_of_attempts_is_recorded_together(db: &Db) {
+    let mut tx = db.begin().await.unwrap();
+    for to in ["a@x.com", "b@x.com", "c@x.com"] {
+        repo::insert_notificacion(&mut tx, Uuid::now_v7(), "X", &mensaje(to))
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let now = kernel::now();
+    let claim = Uuid::now_v7();
+    let claimed = repo::claim_due(db, claim, now, now + Duration::seconds(60), 2)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    let other = repo::claim_due(db, Uuid::now_v7(), now, now + Duration::seconds(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(other.len(), 1);
+    let sent_at = kernel::now();
+    let attempts = [
+        (claimed[0].id, Intento::Enviada { at: sent_at }),
+        (other[0].id, Intento::Enviada { at: sent_at }),
+        (
+            claimed[1].id,
+            Intento::Fallida {
+                error: "550".into(),
+            },
+        ),
+    ];
+    assert_eq!(
+        repo::record_attempts(db, claim, &attempts).await.unwrap(),
+        vec![true, false, true]
+    );
+    let (all, _) = repo::list_notificaciones(db, &NotificacionFilter::default(), 50, None)
+        .await
+        .unwrap();
+    let estado = |id: Uuid| all.iter().find(|n| n.id == id).unwrap().estado;
+    assert_eq!(estado(claimed[0].id), EstadoNotificacion::Enviada);
+    assert_eq!(estado(claimed[1].id), EstadoNotificacion::Fallida);
+    assert_eq!(estado(other[0].id), EstadoNotificacion::Pendiente);
+}
+
 async fn attempts_are_recorded_under_the_claim_that_made_them(db: &Db) {
     let mut tx = db.begin().await.unwrap();
     repo::insert_notificacion(&mut tx, Uuid::now_v7(), "X", &mensaje("a@x.com"))
@@ -384,5 +428,6 @@ testkit::on_both_backends!(
     an_event_makes_one_notification_per_recipient,
     a_claim_is_exclusive_until_its_lease_expires,
     attempts_are_recorded_under_the_claim_that_made_them,
+    a_batch_of_attempts_is_recorded_together,
     migrations_apply_once,
 );
