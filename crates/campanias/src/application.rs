@@ -5,7 +5,6 @@
 //! (`on_*_in`) write into a transaction their caller owns and commits, so a batch of events
 //! shares one commit; the caller wakes the relay and the delivery worker after it.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use ::storage::idempotency::{self, IdempotencyError, Remembered, StoredResponse};
@@ -378,14 +377,6 @@ impl Service {
         context: &EnvelopeContext,
         change: fn(&mut Programa, Uuid, chrono::DateTime<chrono::Utc>) -> Option<ProgramaEvent>,
     ) -> Result<usize, AppError> {
-        let prefetched = tx.scratch::<Prefetched>();
-        if prefetched.partners.contains_key(&partner_id)
-            && !prefetched.afiliados.contains(&partner_id)
-        {
-            // The batch read it: this partner is affiliated to no program.
-            return Ok(0);
-        }
-        self.flush(tx).await?;
         let mut changed = 0;
         for programa_id in repo::programas_con_afiliado(tx, partner_id, estados).await? {
             let mut programa = self.load(tx, programa_id).await?;
@@ -423,75 +414,6 @@ impl Service {
         Ok(())
     }
 
-    /// The partner `partner_id`, locked until `tx` ends: as the batch holds it, or read now.
-    async fn lock_partner(
-        &self,
-        tx: &mut Tx,
-        partner_id: Uuid,
-    ) -> Result<PartnerConocido, AppError> {
-        if let Some(partner) = tx.scratch::<Prefetched>().partners.get(&partner_id) {
-            return Ok(partner.clone());
-        }
-        self.flush(tx).await?;
-        Ok(repo::lock_partner(tx, partner_id).await?)
-    }
-
-    /// Saves `partner`: with the batch's writes when the batch holds it, else now.
-    async fn save_partner(&self, tx: &mut Tx, partner: PartnerConocido) -> Result<(), AppError> {
-        let prefetched = tx.scratch::<Prefetched>();
-        if let Some(held) = prefetched.partners.get_mut(&partner.partner_id) {
-            *held = partner.clone();
-            prefetched.changed.insert(partner.partner_id);
-            return Ok(());
-        }
-        Ok(repo::save_partner(tx, &partner).await?)
-    }
-
-    /// Before a batch of events is applied in `tx`: locks and reads, in one statement, the
-    /// partners they name (`partner_ids`), and in a second which of them are affiliated to a
-    /// program, so that applying each event needs no statement of its own until the batch
-    /// ends (on SQLite each one is a trip to the connection's thread with the database's
-    /// writer held).
-    pub async fn prepare_batch(&self, tx: &mut Tx, partner_ids: &[Uuid]) -> Result<(), AppError> {
-        tx.scratch::<Prefetched>().active = true;
-        if partner_ids.is_empty() {
-            return Ok(());
-        }
-        let partners = repo::lock_partners(tx, partner_ids).await?;
-        let afiliados = repo::afiliados_among(tx, partner_ids).await?;
-        let prefetched = tx.scratch::<Prefetched>();
-        prefetched.partners = partners
-            .into_iter()
-            .map(|partner| (partner.partner_id, partner))
-            .collect();
-        prefetched.afiliados = afiliados;
-        Ok(())
-    }
-
-    /// After a batch's events were applied in `tx`, before it commits: writes what they left
-    /// waiting (see [`Prefetched`]).
-    pub async fn finish_batch(&self, tx: &mut Tx) -> Result<(), AppError> {
-        self.flush(tx).await
-    }
-
-    /// Writes the partners changed and the notifications waiting in `tx`, in one query on
-    /// SQLite.
-    async fn flush(&self, tx: &mut Tx) -> Result<(), AppError> {
-        let prefetched = tx.scratch::<Prefetched>();
-        let changed = std::mem::take(&mut prefetched.changed);
-        let notificaciones = std::mem::take(&mut prefetched.notificaciones);
-        if changed.is_empty() && notificaciones.is_empty() {
-            return Ok(());
-        }
-        let mut partners: Vec<PartnerConocido> = changed
-            .iter()
-            .filter_map(|id| prefetched.partners.get(id).cloned())
-            .collect();
-        partners.sort_by_key(|partner| partner.partner_id);
-        repo::save_many(tx, &partners, &notificaciones).await?;
-        Ok(())
-    }
-
     /// Handles the saga's `OnboardingEstadoCambiado`: the partner's standing (`COMPLETADA`
     /// makes it eligible, a failure or a review does not) and the notification of the outcome,
     /// with the inbox row. Returns `false` for a redelivery, which changes nothing. Writes into
@@ -508,7 +430,7 @@ impl Service {
         let mut email = event.email.clone();
         let mut nombre = event.nombre.clone();
         if let Some(partner_id) = event.partner_id {
-            let mut partner = self.lock_partner(tx, partner_id).await?;
+            let mut partner = repo::lock_partner(tx, partner_id).await?;
             partner.contacto(event.email.as_deref(), event.nombre.as_deref());
             let elegible = match event.estado.as_str() {
                 "COMPLETADA" => Some(true),
@@ -519,9 +441,9 @@ impl Service {
                 self.senal_elegibilidad(tx, &mut partner, elegible, envelope)
                     .await?;
             }
+            repo::save_partner(tx, &partner).await?;
             email = email.or(partner.email.clone());
             nombre = nombre.or(partner.nombre.clone());
-            self.save_partner(tx, partner).await?;
         }
         let resultado = ResultadoOnboarding {
             estado: &event.estado,
@@ -532,17 +454,7 @@ impl Service {
             partner_id: event.partner_id,
         };
         if let Some(mensaje) = por_onboarding(&resultado, &self.operator_email) {
-            let prefetched = tx.scratch::<Prefetched>();
-            if prefetched.active {
-                // Stored with the rest of the batch's writes when it ends.
-                prefetched.notificaciones.push(repo::NuevaNotificacion {
-                    evento_id: envelope.id,
-                    tipo_evento: envelope.event_type.clone(),
-                    mensaje,
-                });
-            } else {
-                repo::insert_notificacion(tx, envelope.id, &envelope.event_type, &mensaje).await?;
-            }
+            repo::insert_notificacion(tx, envelope.id, &envelope.event_type, &mensaje).await?;
         }
         Ok(true)
     }
@@ -561,10 +473,10 @@ impl Service {
             return Ok(false);
         }
         if let Some(elegible) = elegible_por_contrato(&event.estado_nuevo) {
-            let mut partner = self.lock_partner(tx, event.partner_id).await?;
+            let mut partner = repo::lock_partner(tx, event.partner_id).await?;
             self.senal_elegibilidad(tx, &mut partner, elegible, envelope)
                 .await?;
-            self.save_partner(tx, partner).await?;
+            repo::save_partner(tx, &partner).await?;
         }
         Ok(true)
     }
@@ -581,9 +493,6 @@ impl Service {
         if !inbox::first_delivery(tx, SERVICE, envelope.id).await? {
             return Ok(false);
         }
-        // Written around the batch's partners: it changes the partner and its programs.
-        self.flush(tx).await?;
-        tx.scratch::<Prefetched>().partners.remove(&partner_id);
         let mut partner = repo::lock_partner(tx, partner_id).await?;
         partner.bloquear();
         repo::save_partner(tx, &partner).await?;
@@ -600,20 +509,4 @@ impl Service {
         tracing::debug!(%partner_id, suspended, "partner removed upstream");
         Ok(true)
     }
-}
-
-/// What a batch of events read up front ([`Service::prepare_batch`]) and what it wrote since:
-/// the partners its events name, locked, as the batch has left them (`changed`: those to
-/// save); which of them are affiliated to a program; and the notifications not yet stored.
-/// A held partner is saved, and a notification stored, when the batch ends, or before
-/// anything else reads or writes those tables (a partner not held, the programs of an
-/// affiliated partner, a partner's removal), so a batch's rows travel in one query instead
-/// of four statements per event.
-#[derive(Default)]
-struct Prefetched {
-    active: bool,
-    partners: HashMap<Uuid, PartnerConocido>,
-    afiliados: HashSet<Uuid>,
-    changed: HashSet<Uuid>,
-    notificaciones: Vec<repo::NuevaNotificacion>,
 }

@@ -66,34 +66,4 @@ impl TxHandler for PartnerEventsHandler {
         tracing::debug!(id = %envelope.id, event_type, first, "event handled");
         Ok(())
     }
-
-    async fn prepare(&self, tx: &mut Tx, envelopes: &[&Envelope]) -> Result<(), HandlerError> {
-        // The partners whose standing the batch may change; a payload that does not decode
-        // is left to `apply`, which dead-letters it.
-        let partner_ids: Vec<_> = envelopes
-            .iter()
-            .filter_map(|envelope| match envelope.event_type.as_str() {
-                OnboardingEstadoCambiado::TYPE => {
-                    envelope
-                        .decode::<OnboardingEstadoCambiado>()
-                        .ok()?
-                        .partner_id
-                }
-                ContratoEstadoCambiado::TYPE => {
-                    let event: ContratoEstadoCambiado = envelope.decode().ok()?;
-                    crate::application::elegible_por_contrato(&event.estado_nuevo)
-                        .map(|_| event.partner_id)
-                }
-                _ => None,
-            })
-            .collect();
-        self.service
-            .prepare_batch(tx, &partner_ids)
-            .await
-            .map_err(handler_error)
-    }
-
-    async fn finish(&self, tx: &mut Tx) -> Result<(), HandlerError> {
-        self.service.finish_batch(tx).await.map_err(handler_error)
-    }
 }

@@ -379,176 +379,23 @@ pub async fn lock_partner(tx: &mut Tx, partner_id: Uuid) -> Result<PartnerConoci
 }
 
 pub async fn save_partner(tx: &mut Tx, partner: &PartnerConocido) -> Result<(), RepoError> {
-    with_tx!(tx, conn => bind_partner!(sqlx::query(SAVE_PARTNER), partner, kernel::now())
+    with_tx!(tx, conn => sqlx::query(
+        "UPDATE partner_conocido SET elegible = $2, bloqueado = $3, email = $4, nombre = $5,
+            elegibilidad_en = $6, actualizado_en = $7
+         WHERE partner_id = $1",
+    )
+    .bind(partner.partner_id)
+    .bind(partner.elegible)
+    .bind(partner.bloqueado)
+    .bind(&partner.email)
+    .bind(&partner.nombre)
+    .bind(partner.elegibilidad_en)
+    .bind(kernel::now())
     .execute(conn)
     .await
     .map(|r| r.rows_affected()))?;
     Ok(())
 }
-
-const SAVE_PARTNER: &str = "UPDATE partner_conocido SET elegible = $2, bloqueado = $3, email = $4,
-        nombre = $5, elegibilidad_en = $6, actualizado_en = $7
-     WHERE partner_id = $1";
-
-macro_rules! bind_partner {
-    ($query:expr, $partner:expr, $now:expr) => {{
-        let partner = $partner;
-        $query
-            .bind(partner.partner_id)
-            .bind(partner.elegible)
-            .bind(partner.bloqueado)
-            .bind(&partner.email)
-            .bind(&partner.nombre)
-            .bind(partner.elegibilidad_en)
-            .bind($now)
-    }};
-}
-use bind_partner;
-
-/// [`lock_partner`] for several partners in one statement: each one once, in id order (the
-/// order every batch takes the locks in, so two batches never wait on each other in a cycle).
-pub async fn lock_partners(
-    tx: &mut Tx,
-    partner_ids: &[Uuid],
-) -> Result<Vec<PartnerConocido>, RepoError> {
-    let mut ids = partner_ids.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
-    let ids_sql = match tx.backend() {
-        Backend::Sqlite => "SELECT unhex(value ->> 0) AS id FROM json_each($1)",
-        Backend::Postgres => {
-            "SELECT (value ->> 0)::uuid AS id FROM jsonb_array_elements($1::jsonb)"
-        }
-    };
-    // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT, not a join.
-    let sql = format!(
-        "INSERT INTO partner_conocido (partner_id, elegible, bloqueado, actualizado_en)
-         SELECT ids.id, FALSE, FALSE, $2 FROM ({ids_sql}) AS ids WHERE true
-         ON CONFLICT (partner_id) DO UPDATE SET elegible = partner_conocido.elegible
-         RETURNING {PARTNER_COLUMNS}"
-    );
-    let rows: Vec<PartnerRow> = with_tx!(&mut *tx, conn => sqlx::query_as(&sql)
-        .bind(::storage::hex_list(ids.iter().map(|id| [*id])))
-        .bind(kernel::now())
-        .fetch_all(conn)
-        .await)?;
-    Ok(rows.into_iter().map(Into::into).collect())
-}
-
-/// Which of `partner_ids` are affiliated to some program, in any state.
-pub async fn afiliados_among(
-    tx: &mut Tx,
-    partner_ids: &[Uuid],
-) -> Result<std::collections::HashSet<Uuid>, RepoError> {
-    let sql = format!(
-        "SELECT DISTINCT afiliado_id FROM afiliacion WHERE afiliado_id IN ({})",
-        ::storage::ids_of(tx.backend(), 1)
-    );
-    let ids: Vec<Uuid> = with_tx!(tx, conn => sqlx::query_scalar(&sql)
-        .bind(::storage::hex_list(partner_ids.iter().map(|id| [*id])))
-        .fetch_all(conn)
-        .await)?;
-    Ok(ids.into_iter().collect())
-}
-
-/// A notification waiting to be stored: the event that caused it, its type, the message.
-pub struct NuevaNotificacion {
-    pub evento_id: Uuid,
-    pub tipo_evento: String,
-    pub mensaje: Mensaje,
-}
-
-/// Saves `partners` ([`save_partner`]) and stores `notificaciones` ([`insert_notificacion`]),
-/// each set in one statement whatever its size: the rows travel as a JSON list (SQLite stores
-/// ids as 16-byte blobs, PostgreSQL parses the hex as a uuid; times are written as sqlx writes
-/// a `DateTime<Utc>` on SQLite, so every row reads back alike). The statements' texts never
-/// change, so each connection prepares them once. On SQLite both go in one query.
-pub async fn save_many(
-    tx: &mut Tx,
-    partners: &[PartnerConocido],
-    notificaciones: &[NuevaNotificacion],
-) -> Result<(), RepoError> {
-    let time = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
-    let partners: Vec<serde_json::Value> = partners
-        .iter()
-        .map(|partner| {
-            serde_json::json!([
-                partner.partner_id.simple().to_string(),
-                partner.elegible,
-                partner.bloqueado,
-                partner.email,
-                partner.nombre,
-                partner.elegibilidad_en.map(time),
-            ])
-        })
-        .collect();
-    let notificaciones: Vec<serde_json::Value> = notificaciones
-        .iter()
-        .map(|nueva| {
-            let mensaje = &nueva.mensaje;
-            serde_json::json!([
-                kernel::new_id().simple().to_string(),
-                nueva.evento_id.simple().to_string(),
-                nueva.tipo_evento,
-                mensaje.destinatario,
-                mensaje.asunto,
-                mensaje.contenido,
-                mensaje.prioridad.as_str(),
-            ])
-        })
-        .collect();
-    let partners = serde_json::Value::Array(partners).to_string();
-    let notificaciones = serde_json::Value::Array(notificaciones).to_string();
-    let now = kernel::now();
-    if let ::storage::TxConn::Sqlite(transaction) = &mut tx.conn {
-        sqlx::query(SAVE_MANY_SQLITE)
-            .bind(partners)
-            .bind(now)
-            .bind(notificaciones)
-            .execute(&mut **transaction)
-            .await?;
-        return Ok(());
-    }
-    with_tx!(&mut *tx, conn => sqlx::query(SAVE_PARTNERS_POSTGRES)
-        .bind(partners)
-        .bind(now)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected()))?;
-    with_tx!(tx, conn => sqlx::query(INSERT_NOTIFICACIONES_POSTGRES)
-        .bind(notificaciones)
-        .bind(now)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(())
-}
-
-/// [`save_many`] on SQLite: `$1` the partners, `$2` now, `$3` the notifications.
-const SAVE_MANY_SQLITE: &str = "UPDATE partner_conocido SET elegible = j.value ->> 1,
-        bloqueado = j.value ->> 2, email = j.value ->> 3, nombre = j.value ->> 4,
-        elegibilidad_en = j.value ->> 5, actualizado_en = $2
-     FROM json_each($1) AS j WHERE partner_conocido.partner_id = unhex(j.value ->> 0);
-     INSERT INTO notificacion (notificacion_id, evento_id, tipo_evento, destinatario, asunto,
-        contenido, prioridad, estado, intentos, creada_en, proximo_intento)
-     SELECT unhex(value ->> 0), unhex(value ->> 1), value ->> 2, value ->> 3, value ->> 4,
-        value ->> 5, value ->> 6, 'PENDIENTE', 0, $2, $2
-     FROM json_each($3) WHERE true ORDER BY key
-     ON CONFLICT (evento_id, destinatario) DO NOTHING";
-
-const SAVE_PARTNERS_POSTGRES: &str = "UPDATE partner_conocido AS p
-     SET elegible = (j.value ->> 1)::boolean, bloqueado = (j.value ->> 2)::boolean,
-        email = j.value ->> 3, nombre = j.value ->> 4,
-        elegibilidad_en = (j.value ->> 5)::timestamptz, actualizado_en = $2
-     FROM jsonb_array_elements($1::jsonb) AS j WHERE p.partner_id = (j.value ->> 0)::uuid";
-
-const INSERT_NOTIFICACIONES_POSTGRES: &str = "INSERT INTO notificacion (notificacion_id,
-        evento_id, tipo_evento, destinatario, asunto, contenido, prioridad, estado, intentos,
-        creada_en, proximo_intento)
-     SELECT (value ->> 0)::uuid, (value ->> 1)::uuid, value ->> 2, value ->> 3, value ->> 4,
-        value ->> 5, value ->> 6, 'PENDIENTE', 0, $2, $2
-     FROM jsonb_array_elements($1::jsonb)
-     ON CONFLICT (evento_id, destinatario) DO NOTHING";
 
 /// What is known of a partner (no lock); `None` when nothing was ever heard of it.
 pub async fn find_partner(db: &Db, partner_id: Uuid) -> Result<Option<PartnerConocido>, RepoError> {
@@ -629,34 +476,25 @@ pub async fn insert_notificacion(
     mensaje: &Mensaje,
 ) -> Result<bool, RepoError> {
     let now = kernel::now();
-    let inserted = with_tx!(tx, conn => bind_notificacion!(sqlx::query(INSERT_NOTIFICACION), evento_id, tipo_evento, mensaje, now)
+    let inserted = with_tx!(tx, conn => sqlx::query(
+        "INSERT INTO notificacion (notificacion_id, evento_id, tipo_evento, destinatario, asunto,
+            contenido, prioridad, estado, intentos, creada_en, proximo_intento)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'PENDIENTE', 0, $8, $8)
+         ON CONFLICT (evento_id, destinatario) DO NOTHING",
+    )
+    .bind(kernel::new_id())
+    .bind(evento_id)
+    .bind(tipo_evento)
+    .bind(&mensaje.destinatario)
+    .bind(&mensaje.asunto)
+    .bind(&mensaje.contenido)
+    .bind(mensaje.prioridad.as_str())
+    .bind(now)
     .execute(conn)
     .await
     .map(|r| r.rows_affected()))?;
     Ok(inserted == 1)
 }
-
-const INSERT_NOTIFICACION: &str = "INSERT INTO notificacion (notificacion_id, evento_id,
-        tipo_evento, destinatario, asunto, contenido, prioridad, estado, intentos, creada_en,
-        proximo_intento)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, 'PENDIENTE', 0, $8, $8)
-     ON CONFLICT (evento_id, destinatario) DO NOTHING";
-
-macro_rules! bind_notificacion {
-    ($query:expr, $evento_id:expr, $tipo_evento:expr, $mensaje:expr, $now:expr) => {{
-        let mensaje = $mensaje;
-        $query
-            .bind(kernel::new_id())
-            .bind($evento_id)
-            .bind($tipo_evento)
-            .bind(&mensaje.destinatario)
-            .bind(&mensaje.asunto)
-            .bind(&mensaje.contenido)
-            .bind(mensaje.prioridad.as_str())
-            .bind($now)
-    }};
-}
-use bind_notificacion;
 
 /// Notification list filters; `None` means "any".
 #[derive(Debug, Clone, Default, PartialEq)]

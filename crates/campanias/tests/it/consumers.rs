@@ -2,20 +2,15 @@
 //! delivered twice: an affiliation waits as `PENDIENTE` while its partner's onboarding runs,
 //! becomes `ACTIVA` when the saga completes, and is `SUSPENDIDA` when the partner is deleted or
 //! deactivated; contract states decide eligibility; redeliveries change nothing; a batch is
-//! applied in order, each event seeing the ones before it, in one transaction.
+//! applied in order, each event seeing the ones before it.
 
-use std::sync::Arc;
-
-use campanias::consumers::PartnerEventsHandler;
 use contracts::contratos::ContratoEstadoCambiado;
 use contracts::partners::{PartnerActualizado, PartnerDesactivado, PartnerEliminado};
 use contracts::sagas::OnboardingEstadoCambiado;
 use contracts::topics;
-use kernel::{Envelope, EnvelopeContext, MessageHandler};
+use kernel::{Envelope, EnvelopeContext};
 use serde_json::json;
-use storage::Transactional;
 use testkit::bus::next_matching;
-use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::helpers::{flat_body, spawn_app_with, Backend, Options, TestApp, DEADLINE};
@@ -423,85 +418,4 @@ async fn a_batch_applies_in_order_once_and_a_poison_message_only_fails_itself_on
 #[tokio::test]
 async fn a_batch_applies_in_order_once_and_a_poison_message_only_fails_itself_on_postgres() {
     a_batch_applies_in_order_once_and_a_poison_message_only_fails_itself(Backend::Postgres).await;
-}
-
-/// A batch locks and reads its partners up front and writes them and its notifications
-/// together at the end, in one transaction: each event still has the effect it has alone (the
-/// standing, the contact details, one notification per event and recipient), and a partner
-/// with affiliations still has them promoted.
-async fn a_batch_of_partner_events_is_one_transaction(backend: Backend) {
-    let app = spawn_app_with(Options {
-        backend,
-        ..Options::default()
-    })
-    .await;
-    let programa = app.create_programa(flat_body()).await;
-    let id = programa["id"].as_str().unwrap().to_owned();
-    let (ana, bea, cleo, dora) = (
-        Uuid::now_v7(),
-        Uuid::now_v7(),
-        Uuid::now_v7(),
-        Uuid::now_v7(),
-    );
-    assert_eq!(app.afiliar(&id, dora).await["estado"], "PENDIENTE");
-    let handler = Transactional::new(
-        app.service.db().clone(),
-        Arc::new(Notify::new()),
-        PartnerEventsHandler::new(app.service.service().clone()),
-    )
-    .with_inbox("campanias");
-    let event = |event: &OnboardingEstadoCambiado| {
-        Envelope::wrap("sagas", event, EnvelopeContext::default())
-    };
-    let mut bea_event = onboarding(bea, "COMPLETADA");
-    bea_event.email = Some("bea@example.com".into());
-    let mut cleo_event = onboarding(cleo, "FALLIDA");
-    cleo_event.email = Some("cleo@example.com".into());
-    let batch = [
-        event(&onboarding(ana, "COMPLETADA")),
-        event(&bea_event),
-        event(&cleo_event),
-        Envelope::wrap(
-            "alianzas",
-            &contrato(dora, "activo"),
-            EnvelopeContext::default(),
-        ),
-        event(&onboarding(ana, "COMPLETADA")),
-    ];
-    let before = handler.counts();
-    let results = handler
-        .handle_batch(&batch.iter().collect::<Vec<_>>())
-        .await;
-    assert!(results.iter().all(Result::is_ok), "{results:?}");
-    let after = handler.counts();
-    assert_eq!(
-        (after.committed, after.rolled_back),
-        (before.committed + 1, before.rolled_back),
-        "one transaction for the whole batch"
-    );
-    let service = app.service.service();
-    for (partner_id, elegible, email) in [
-        (ana, true, "ana@example.com"),
-        (bea, true, "bea@example.com"),
-        (cleo, false, "cleo@example.com"),
-    ] {
-        let known = service.partner(partner_id).await.unwrap().unwrap();
-        assert_eq!(known.elegible, elegible, "{partner_id}");
-        assert_eq!(known.email.as_deref(), Some(email));
-    }
-    assert!(service.partner(dora).await.unwrap().unwrap().elegible);
-    assert_eq!(app.estado_afiliacion(&id, dora).await, "ACTIVA");
-    // Ana's two events (two ids), Bea's welcome and Cleo's failure.
-    assert_eq!(app.get_json("/notificaciones").await["total"], 4);
-    app.cleanup().await;
-}
-
-#[tokio::test]
-async fn a_batch_of_partner_events_is_one_transaction_on_sqlite() {
-    a_batch_of_partner_events_is_one_transaction(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn a_batch_of_partner_events_is_one_transaction_on_postgres() {
-    a_batch_of_partner_events_is_one_transaction(Backend::Postgres).await;
 }
