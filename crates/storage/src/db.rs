@@ -31,6 +31,12 @@ pub enum Backend {
 /// statement on the connection set: the outbox relay deletes published rows unsynced.
 const BEGIN_SQLITE: &str = "PRAGMA synchronous = FULL; BEGIN IMMEDIATE";
 
+/// Prepared statements a SQLite connection keeps. A batch's writes go as one query of many
+/// statements whose text changes with the batch's size, and a cached one holds a prepared
+/// copy of every statement in it: the default (100) let those copies take most of the
+/// process's memory under load.
+const STATEMENT_CACHE: usize = 24;
+
 /// A service's database.
 #[derive(Debug, Clone)]
 pub enum Db {
@@ -79,6 +85,7 @@ impl Db {
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
+                .statement_cache_capacity(STATEMENT_CACHE)
                 .disable_statement_logging();
             // No ping before each acquire: a SQLite connection is a file in this process, and
             // a ping is a round trip to the connection's worker thread on every statement
