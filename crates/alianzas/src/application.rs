@@ -558,10 +558,7 @@ impl Service {
         let found = repo::contratos_of_partners(tx, partner_ids).await?;
         let plantillas = repo::plantillas_in(tx).await?;
         let prefetched = tx.scratch::<Prefetched>();
-        prefetched.contratos = partner_ids.iter().map(|id| (*id, None)).collect();
-        for (partner_id, contrato_id) in found {
-            prefetched.contratos.insert(partner_id, Some(contrato_id));
-        }
+        prefetched.contratos = ::storage::looked_up(partner_ids, found);
         prefetched.plantillas = plantillas;
         Ok(())
     }

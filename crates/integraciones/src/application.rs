@@ -525,12 +525,7 @@ impl Service {
         let (found, taken) =
             repo::onboardings_and_emails_taken(tx, &onboarding_ids, &emails).await?;
         let prefetched = tx.scratch::<Prefetched>();
-        prefetched.onboardings = onboarding_ids.iter().map(|id| (*id, None)).collect();
-        for (onboarding_id, partner_id) in found {
-            prefetched
-                .onboardings
-                .insert(onboarding_id, Some(partner_id));
-        }
+        prefetched.onboardings = ::storage::looked_up(&onboarding_ids, found);
         prefetched.emails = taken.into_iter().collect();
         Ok(())
     }

@@ -113,6 +113,20 @@ pub fn ids_of(backend: Backend, param: usize) -> String {
     }
 }
 
+/// What a batch looked up by id: every id it asked about, with what was found for it (`None`:
+/// nothing), so that "found nothing" is told apart from "did not ask".
+pub fn looked_up(
+    asked: &[uuid::Uuid],
+    found: impl IntoIterator<Item = (uuid::Uuid, uuid::Uuid)>,
+) -> std::collections::HashMap<uuid::Uuid, Option<uuid::Uuid>> {
+    let mut looked_up: std::collections::HashMap<_, _> =
+        asked.iter().map(|id| (*id, None)).collect();
+    for (id, value) in found {
+        looked_up.insert(id, Some(value));
+    }
+    looked_up
+}
+
 /// `[[hex, …], …]`: ids as bare hex, which SQLite turns into its 16-byte blobs (`unhex`) and
 /// PostgreSQL parses as uuids.
 pub fn hex_list<const N: usize>(rows: impl Iterator<Item = [uuid::Uuid; N]>) -> String {
