@@ -66,6 +66,22 @@ pub struct TxCounts {
     pub rolled_back: u64,
 }
 
+impl TxCounts {
+    /// One transaction committed and none rolled back: a batch applied as one.
+    pub const ONE_COMMIT: TxCounts = TxCounts {
+        committed: 1,
+        rolled_back: 0,
+    };
+
+    /// The transactions committed and rolled back since `earlier` was read.
+    pub fn since(self, earlier: TxCounts) -> TxCounts {
+        TxCounts {
+            committed: self.committed - earlier.committed,
+            rolled_back: self.rolled_back - earlier.rolled_back,
+        }
+    }
+}
+
 /// How many messages of one batch may fail before the rest goes one by one: each failure costs
 /// a rolled-back transaction, so a batch that fails throughout (its database is failing) gives
 /// up on batching early.

@@ -14,7 +14,7 @@ use contracts::compliance::{ContratoAprobado, ContratoRechazado};
 use contracts::partners::PartnerCreado;
 use contracts::sagas::RevisionRechazada;
 use kernel::{Amount, Envelope, EnvelopeContext, HandlerError, IntegrationEvent, MessageHandler};
-use storage::{Db, TxHandler};
+use storage::{Db, TxCounts, TxHandler};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -257,10 +257,9 @@ async fn a_batch_of_announcements_creates_each_contract_once(db: &Db) {
     ];
     let results = handler.handle_batch(&batch).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    let after = handler.counts();
     assert_eq!(
-        (after.committed, after.rolled_back),
-        (counts.committed + 1, counts.rolled_back),
+        handler.counts().since(counts),
+        TxCounts::ONE_COMMIT,
         "one transaction for the whole batch"
     );
 

@@ -18,7 +18,7 @@ use contracts::topics;
 use kernel::{Envelope, EnvelopeContext, HandlerError, MessageHandler};
 use reqwest::Method;
 use serde_json::json;
-use storage::{Transactional, TxHandler};
+use storage::{Transactional, TxCounts, TxHandler};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -607,10 +607,10 @@ async fn a_batch_is_decided_in_one_transaction(test_db: TestDb) {
         .handle_batch(&batch.iter().collect::<Vec<_>>())
         .await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    let after = partners.counts();
     assert_eq!(
-        (after.committed, after.rolled_back),
-        (before.committed + 1, before.rolled_back)
+        partners.counts().since(before),
+        TxCounts::ONE_COMMIT,
+        "one transaction for the whole batch"
     );
     for partner_id in [ana, bea, cleo] {
         assert!(repo::find_known_partner(&db, partner_id)
@@ -640,10 +640,9 @@ async fn a_batch_is_decided_in_one_transaction(test_db: TestDb) {
         .handle_batch(&batch.iter().collect::<Vec<_>>())
         .await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    let after = contratos.counts();
     assert_eq!(
-        (after.committed, after.rolled_back),
-        (before.committed + 1, before.rolled_back),
+        contratos.counts().since(before),
+        TxCounts::ONE_COMMIT,
         "one transaction for the whole batch"
     );
     // Ana approved twice (USD, COP), Bea rejected, Cleo's third approved; nothing for the

@@ -12,7 +12,7 @@ use integraciones::consumers::CreatePartnerHandler;
 use integraciones::storage::{self as repo, PartnerFilter};
 use kernel::{Bus, Envelope, EnvelopeContext, MessageHandler};
 use serde_json::{json, Value};
-use storage::{Transactional, TxHandler};
+use storage::{Transactional, TxCounts, TxHandler};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -448,10 +448,9 @@ async fn a_batch_of_create_partner_commands_is_one_transaction(db: &storage::Db)
         .handle_batch(&batch.iter().collect::<Vec<_>>())
         .await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    let after = handler.counts();
     assert_eq!(
-        (after.committed, after.rolled_back),
-        (counts.committed + 1, counts.rolled_back),
+        handler.counts().since(counts),
+        TxCounts::ONE_COMMIT,
         "one transaction for the whole batch"
     );
 
