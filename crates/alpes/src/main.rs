@@ -98,10 +98,12 @@ pub enum DlqAction {
     },
 }
 
-/// jemalloc rather than glibc's malloc: under load allocation was ~10% of the platform's CPU
-/// (`_int_free`, `malloc_consolidate`), with rows allocated on SQLite's connection threads and
-/// freed on the runtime's. Measured in BENCHMARKS.md (tenth run): 4–9% more sagas per second
-/// under load, idle RSS 25 → 31 MiB (mimalloc, measured the same way, gave nothing and 45 MiB).
+/// jemalloc rather than glibc's malloc for Rust's allocations: under load glibc's malloc was
+/// ~10% of the platform's CPU (`_int_free`, `malloc_consolidate`), much of it rows allocated on
+/// SQLite's connection threads and freed on the runtime's. Measured in BENCHMARKS.md (tenth
+/// run): 4–9% more sagas per second under load, idle RSS 25 → 31 MiB (mimalloc, measured the
+/// same way, gave nothing and 45 MiB). SQLite keeps libc's malloc: routing it here measured no
+/// better.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
