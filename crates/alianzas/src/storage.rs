@@ -594,8 +594,8 @@ pub async fn contratos_of_partners(
     partner_ids: &[Uuid],
 ) -> Result<Vec<(Uuid, Uuid)>, RepoError> {
     let sql = format!(
-        "SELECT partner_id, contrato_id FROM contrato_partner WHERE partner_id IN ({})",
-        ::storage::ids_of(tx.backend(), 1)
+        "SELECT partner_id, contrato_id FROM contrato_partner WHERE {}",
+        ::storage::id_among(tx.backend(), "partner_id", 1)
     );
     Ok(with_tx!(tx, conn => sqlx::query_as(&sql)
         .bind(::storage::hex_list(partner_ids.iter().map(|id| [*id])))

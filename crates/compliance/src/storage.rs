@@ -447,15 +447,13 @@ pub async fn conocidos_tx(
     let backend = tx.backend();
     let sql = format!(
         "SELECT 0 AS kind, contrato_id AS id, NULL AS email, NULL AS nombre, NULL AS tipo
-         FROM evaluacion WHERE contrato_id IN ({contratos})
+         FROM evaluacion WHERE {contratos}
          UNION ALL
-         SELECT 1, partner_id, email, nombre, tipo FROM partner_conocido
-         WHERE partner_id IN ({partners})
+         SELECT 1, partner_id, email, nombre, tipo FROM partner_conocido WHERE {partners}
          UNION ALL
-         SELECT 2, partner_id, NULL, NULL, NULL FROM cuenta_financiera
-         WHERE partner_id IN ({partners})",
-        contratos = ::storage::ids_of(backend, 1),
-        partners = ::storage::ids_of(backend, 2),
+         SELECT 2, partner_id, NULL, NULL, NULL FROM cuenta_financiera WHERE {partners}",
+        contratos = ::storage::id_among(backend, "contrato_id", 1),
+        partners = ::storage::id_among(backend, "partner_id", 2),
     );
     #[derive(sqlx::FromRow)]
     struct Row {

@@ -528,17 +528,20 @@ pub async fn onboardings_and_emails_taken(
     onboarding_ids: &[Uuid],
     emails: &[String],
 ) -> Result<(Vec<(Uuid, Uuid)>, Vec<String>), RepoError> {
-    let emails_of = match tx.backend() {
-        ::storage::Backend::Sqlite => "SELECT value ->> 0 FROM json_each($2)",
-        ::storage::Backend::Postgres => "SELECT value ->> 0 FROM jsonb_array_elements($2::jsonb)",
+    // As in `storage::id_among`: an array, so that PostgreSQL looks the e-mails up in their
+    // index rather than reading every partner.
+    let email_among = match tx.backend() {
+        ::storage::Backend::Sqlite => "email_normalizado IN (SELECT value ->> 0 FROM json_each($2))",
+        ::storage::Backend::Postgres => {
+            "email_normalizado = ANY (ARRAY(SELECT value ->> 0 FROM jsonb_array_elements($2::jsonb)))"
+        }
     };
     let sql = format!(
-        "SELECT onboarding_id, partner_id, NULL AS email_normalizado FROM partner
-         WHERE onboarding_id IN ({})
+        "SELECT onboarding_id, partner_id, NULL AS email_normalizado FROM partner WHERE {}
          UNION ALL
          SELECT NULL, NULL, email_normalizado FROM partner
-         WHERE email_normalizado IN ({emails_of}) AND estado <> 'ELIMINADO'",
-        ::storage::ids_of(tx.backend(), 1)
+         WHERE {email_among} AND estado <> 'ELIMINADO'",
+        ::storage::id_among(tx.backend(), "onboarding_id", 1)
     );
     let emails: Vec<[&str; 1]> = emails.iter().map(|email| [email.as_str()]).collect();
     let rows: Vec<(Option<Uuid>, Option<Uuid>, Option<String>)> = with_tx!(tx, conn => sqlx::query_as(&sql)

@@ -407,8 +407,8 @@ pub async fn load_many_for_update(
 ) -> Result<Vec<StoredSaga>, RepoError> {
     let list = ::storage::hex_list(saga_ids.iter().map(|id| [*id]));
     let sql = format!(
-        "UPDATE saga SET version = version WHERE saga_id IN ({}) RETURNING {SAGA_COLUMNS}",
-        ::storage::ids_of(tx.backend(), 1)
+        "UPDATE saga SET version = version WHERE {} RETURNING {SAGA_COLUMNS}",
+        ::storage::id_among(tx.backend(), "saga_id", 1)
     );
     let rows: Vec<SagaRow> = with_tx!(&mut *tx, conn => sqlx::query_as(&sql)
         .bind(list)
@@ -433,9 +433,14 @@ pub async fn logged_among(
             "SELECT e.saga_id, e.event_id FROM json_each($1) j JOIN saga_evento e \
              ON e.saga_id = unhex(j.value ->> 0) AND e.event_id = unhex(j.value ->> 1)"
         }
+        // One index lookup per pair: joined, PostgreSQL estimated the list at a hundred pairs
+        // and hashed the whole log instead; the `LIMIT` keeps the subquery from being
+        // flattened back into that join (the pair is unique).
         ::storage::Backend::Postgres => {
-            "SELECT e.saga_id, e.event_id FROM jsonb_array_elements($1::jsonb) j JOIN saga_evento e \
-             ON e.saga_id = (j.value ->> 0)::uuid AND e.event_id = (j.value ->> 1)::uuid"
+            "SELECT e.saga_id, e.event_id FROM jsonb_array_elements($1::jsonb) j \
+             CROSS JOIN LATERAL (SELECT saga_id, event_id FROM saga_evento \
+                 WHERE saga_id = (j.value ->> 0)::uuid AND event_id = (j.value ->> 1)::uuid \
+                 LIMIT 1) e"
         }
     };
     let logged: Vec<(Uuid, Uuid)> = with_tx!(&mut *tx, conn => sqlx::query_as(sql)
@@ -498,9 +503,9 @@ pub async fn sagas_by_ids_or_onboardings(
 ) -> Result<Vec<(Uuid, Uuid)>, RepoError> {
     let backend = tx.backend();
     let sql = format!(
-        "SELECT saga_id, onboarding_id FROM saga WHERE saga_id IN ({}) OR onboarding_id IN ({})",
-        ::storage::ids_of(backend, 1),
-        ::storage::ids_of(backend, 2)
+        "SELECT saga_id, onboarding_id FROM saga WHERE {} OR {}",
+        ::storage::id_among(backend, "saga_id", 1),
+        ::storage::id_among(backend, "onboarding_id", 2)
     );
     Ok(with_tx!(&mut *tx, conn => sqlx::query_as(&sql)
         .bind(::storage::hex_list(saga_ids.iter().map(|id| [*id])))

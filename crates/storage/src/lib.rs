@@ -102,14 +102,21 @@ pub fn joined<'a>(statements: impl IntoIterator<Item = (&'a str, usize)>) -> Str
     sql
 }
 
-/// The ids of a [`hex_list`] of one id per row bound at `$param`, as a sub-select: a batch's
-/// ids travel as one bound JSON text instead of one placeholder each.
-pub fn ids_of(backend: Backend, param: usize) -> String {
+/// The condition "`column` is one of the ids of a [`hex_list`] of one id per row bound at
+/// `$param`": a batch's ids travel as one bound JSON text instead of one placeholder each.
+/// On PostgreSQL the list is made an array first (`= ANY (ARRAY(…))`), which the planner
+/// estimates at ten ids and looks up in the column's index; as `IN (SELECT … FROM
+/// jsonb_array_elements(…))` it estimated a hundred and, below some tens of thousands of rows,
+/// read the whole table once per batch instead (BENCHMARKS.md, eleventh run), and under an
+/// `OR` it always does.
+pub fn id_among(backend: Backend, column: &str, param: usize) -> String {
     match backend {
-        Backend::Sqlite => format!("SELECT unhex(value ->> 0) FROM json_each(${param})"),
-        Backend::Postgres => {
-            format!("SELECT (value ->> 0)::uuid FROM jsonb_array_elements(${param}::jsonb)")
+        Backend::Sqlite => {
+            format!("{column} IN (SELECT unhex(value ->> 0) FROM json_each(${param}))")
         }
+        Backend::Postgres => format!(
+            "{column} = ANY (ARRAY(SELECT (value ->> 0)::uuid FROM jsonb_array_elements(${param}::jsonb)))"
+        ),
     }
 }
 

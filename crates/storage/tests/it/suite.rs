@@ -722,3 +722,78 @@ pub async fn a_caller_that_goes_away_still_has_its_item_written(db: Db) {
     )
     .await;
 }
+
+/// A batch's ids (`storage::id_among`) are looked up in the column's index, also when two
+/// lists are joined by `OR`, on a table large enough that reading it whole would show: on
+/// PostgreSQL `IN (SELECT … FROM jsonb_array_elements(…))` read the whole table for a batch,
+/// under `OR` at any size.
+pub async fn a_batch_of_ids_is_looked_up_in_the_index_even_under_or(db: Db) {
+    let backend = db.backend();
+    let migrations = [Migration {
+        version: 1,
+        name: "keyed",
+        sqlite: "CREATE TABLE keyed (a_id BLOB PRIMARY KEY, b_id BLOB NOT NULL UNIQUE);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+                 INSERT INTO keyed SELECT randomblob(16), randomblob(16) FROM n;
+                 ANALYZE keyed",
+        postgres: "CREATE TABLE keyed (a_id UUID PRIMARY KEY, b_id UUID NOT NULL UNIQUE);
+                   INSERT INTO keyed SELECT gen_random_uuid(), gen_random_uuid()
+                   FROM generate_series(1, 20000);
+                   ANALYZE keyed",
+    }];
+    db.migrate_with("keyed", &migrations).await.unwrap();
+    let picked: Vec<(Uuid, Uuid)> = storage::with_db!(&db, conn => sqlx::query_as(
+        "SELECT a_id, b_id FROM keyed ORDER BY a_id LIMIT 2"
+    )
+    .fetch_all(conn)
+    .await)
+    .unwrap();
+    let (by_a, by_b) = (picked[0], picked[1]);
+    let query = format!(
+        "SELECT a_id FROM keyed WHERE {} OR {}",
+        storage::id_among(backend, "a_id", 1),
+        storage::id_among(backend, "b_id", 2)
+    );
+    let a_list = storage::hex_list([[by_a.0], [Uuid::now_v7()]].into_iter());
+    let b_list = storage::hex_list([[by_b.1]].into_iter());
+    let mut found: Vec<Uuid> = storage::with_db!(&db, conn => sqlx::query_scalar(&query)
+        .bind(&a_list)
+        .bind(&b_list)
+        .fetch_all(conn)
+        .await)
+    .unwrap();
+    found.sort();
+    let mut expected = vec![by_a.0, by_b.0];
+    expected.sort();
+    assert_eq!(found, expected);
+
+    let plan: Vec<String> = match backend {
+        storage::Backend::Sqlite => {
+            let rows: Vec<(i64, i64, i64, String)> = storage::with_db!(&db, conn => sqlx::query_as(
+                &format!("EXPLAIN QUERY PLAN {query}")
+            )
+            .bind(&a_list)
+            .bind(&b_list)
+            .fetch_all(conn)
+            .await)
+            .unwrap();
+            rows.into_iter().map(|row| row.3).collect()
+        }
+        storage::Backend::Postgres => storage::with_db!(&db, conn => sqlx::query_scalar(
+            &format!("EXPLAIN {query}")
+        )
+        .bind(&a_list)
+        .bind(&b_list)
+        .fetch_all(conn)
+        .await)
+        .unwrap(),
+    };
+    let whole_table = plan
+        .iter()
+        .any(|line| line.contains("Seq Scan") || line.trim_start().starts_with("SCAN keyed"));
+    assert!(!whole_table, "the plan reads the whole table: {plan:#?}");
+    assert!(
+        plan.iter().any(|line| line.contains("keyed")),
+        "the plan names the table: {plan:#?}"
+    );
+}
