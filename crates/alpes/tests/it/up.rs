@@ -158,4 +158,5 @@ async fn a_service_served_alone_on_postgresql_creates_and_migrates_its_database(
         .unwrap();
     assert_eq!(list["total"], 1);
     assert!(alpes.terminate().await);
+    testkit::postgres::drop_database(&database_url).await;
 }

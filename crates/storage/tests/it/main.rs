@@ -53,9 +53,10 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    // Not dropped afterwards: this suite has never cleaned up on PostgreSQL.
                     let test_db = TestDb::postgres(crate::SCHEMA).await;
                     crate::suite::$name(test_db.db.clone()).await;
+                    // A failing test leaves its database behind to look at.
+                    test_db.cleanup().await;
                 }
             )*
         }
