@@ -134,6 +134,9 @@ impl EmbeddedBus {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             // Idle subscribers poll; logging each statement would drown the logs.
+            // A claim hands over up to a batch's deliveries: sqlx's 50 would stop the
+            // connection's thread half-way through one and wake it again.
+            .row_buffer_size(256)
             .disable_statement_logging();
         let pool = SqlitePoolOptions::new()
             .max_connections(1)

@@ -31,6 +31,12 @@ pub enum Backend {
 /// statement on the connection set: the outbox relay deletes published rows unsynced.
 const BEGIN_SQLITE: &str = "PRAGMA synchronous = FULL; BEGIN IMMEDIATE";
 
+/// Rows a SQLite connection's thread may hand over before it waits for them to be taken (sqlx
+/// defaults to 50): a batch's read returns up to 64 rows and more, and a thread that stops
+/// half-way costs two more wake-ups. Measured in BENCHMARKS.md (eleventh run) with the
+/// embedded bus's, which is the same: more sagas per second under load in every pair.
+const ROW_CHANNEL: usize = 256;
+
 /// Prepared statements a SQLite connection keeps. A batch's writes go as one query of many
 /// statements whose text changes with the batch's size, and a cached one holds a prepared
 /// copy of every statement in it: the default (100) let those copies take most of the
@@ -86,6 +92,7 @@ impl Db {
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
                 .statement_cache_capacity(STATEMENT_CACHE)
+                .row_buffer_size(ROW_CHANNEL)
                 .disable_statement_logging();
             // No ping before each acquire: a SQLite connection is a file in this process, and
             // a ping is a round trip to the connection's worker thread on every statement
