@@ -125,7 +125,20 @@ struct Unit {
     tasks: Vec<JoinHandle<()>>,
     /// The runtime the unit's tasks run on when it is not the caller's
     /// ([`start_on_own_runtime`]).
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: Option<OwnRuntime>,
+}
+
+/// A unit's own runtime. Dropped, it shuts down in the background: async code may not block
+/// on a runtime's end, and a platform may be dropped there without [`Platform::stop`] (a test
+/// that fails half-way), where a plain `Runtime` would panic.
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Platform {
@@ -237,11 +250,8 @@ impl Platform {
             for db in unit.dbs {
                 db.close().await;
             }
-            if let Some(runtime) = unit.runtime {
-                // Its tasks have ended; what is left (idle timers, the pool's reaper) is dropped
-                // on the runtime's own thread, as an async context may not block on it.
-                runtime.shutdown_background();
-            }
+            // Its tasks have ended; what is left (idle timers, the pool's reaper) goes with it.
+            drop(unit.runtime);
             tracing::info!(service = unit.name, "stopped");
         }
         if let Some(bus) = self.bus {
@@ -492,16 +502,11 @@ async fn start_on_own_runtime(
     let (runtime, result) = receiver
         .await
         .with_context(|| format!("starting {}: its thread ended", unit.as_str()))?;
-    match result {
-        Ok(mut started) => {
-            started.runtime = Some(runtime);
-            Ok(started)
-        }
-        Err(error) => {
-            runtime.shutdown_background();
-            Err(error)
-        }
-    }
+    let runtime = OwnRuntime(Some(runtime));
+    result.map(|mut started| {
+        started.runtime = Some(runtime);
+        started
+    })
 }
 
 /// Notifications go to SMTP when a server is configured, else to `.eml` files in the data

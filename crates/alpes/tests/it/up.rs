@@ -160,3 +160,31 @@ async fn a_service_served_alone_on_postgresql_creates_and_migrates_its_database(
     assert!(alpes.terminate().await);
     testkit::postgres::drop_database(&database_url).await;
 }
+
+/// A platform dropped without `stop` (as a test failing half-way drops it) goes quietly: the
+/// BFF's runtime of its own must not be dropped where async code may not block on it.
+#[tokio::test]
+async fn a_platform_dropped_without_stop_goes_quietly() {
+    let data = tempfile::tempdir().unwrap();
+    let mut settings = alpes::settings::Settings::default();
+    settings.data_dir = data.path().to_path_buf();
+    settings.ports = alpes::settings::Ports {
+        integraciones: 0,
+        alianzas: 0,
+        compliance: 0,
+        campanias: 0,
+        bff: 0,
+    };
+    let platform = alpes::platform::Platform::start(
+        &settings,
+        &alpes::platform::ServiceName::ALL,
+        alpes::platform::Mode::Up,
+    )
+    .await
+    .unwrap();
+    let ready = reqwest::get(format!("{}/ready", platform.url("bff").unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    drop(platform);
+}
