@@ -20,6 +20,21 @@ pub async fn alpes_up(data_dir: &Path) -> AlpesProcess {
     .await
 }
 
+/// Settings for a platform started in this process: its data in `data_dir`, every unit on a
+/// free port.
+pub fn in_process_settings(data_dir: &Path) -> alpes::settings::Settings {
+    let mut settings = alpes::settings::Settings::default();
+    settings.data_dir = data_dir.to_path_buf();
+    settings.ports = alpes::settings::Ports {
+        integraciones: 0,
+        alianzas: 0,
+        compliance: 0,
+        campanias: 0,
+        bff: 0,
+    };
+    settings
+}
+
 /// The outbox backlog a service reports on `/metrics`.
 pub async fn outbox_backlog(client: &reqwest::Client, base: &str, service: &str) -> Option<i64> {
     let text = client

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alpes::platform::{Mode, Platform, ServiceName};
-use alpes::settings::Settings;
 use kernel::Bus;
 use serde_json::{json, Value};
 use testkit::deployment::Distributed;
@@ -71,15 +70,7 @@ impl TestPlatform {
     }
 
     async fn in_process(options: &Options, data: &Path) -> Running {
-        let mut settings = Settings::default();
-        settings.data_dir = data.to_path_buf();
-        settings.ports = alpes::settings::Ports {
-            integraciones: 0,
-            alianzas: 0,
-            compliance: 0,
-            campanias: 0,
-            bff: 0,
-        };
+        let mut settings = crate::in_process_settings(data);
         settings.sagas.step_timeout_secs = options.step_timeout_secs;
         let bus = alpes::platform::open_embedded_bus(data).await.unwrap();
         let shared: Arc<dyn Bus> = if options.duplicate_deliveries {

@@ -166,15 +166,7 @@ async fn a_service_served_alone_on_postgresql_creates_and_migrates_its_database(
 #[tokio::test]
 async fn a_platform_dropped_without_stop_goes_quietly() {
     let data = tempfile::tempdir().unwrap();
-    let mut settings = alpes::settings::Settings::default();
-    settings.data_dir = data.path().to_path_buf();
-    settings.ports = alpes::settings::Ports {
-        integraciones: 0,
-        alianzas: 0,
-        compliance: 0,
-        campanias: 0,
-        bff: 0,
-    };
+    let settings = crate::in_process_settings(data.path());
     let platform = alpes::platform::Platform::start(
         &settings,
         &alpes::platform::ServiceName::ALL,
