@@ -35,30 +35,61 @@ impl FileSender {
 #[async_trait]
 impl Sender for FileSender {
     async fn send(&self, email: &Email) -> Result<(), SendError> {
-        let message = rfc5322(email, &self.from, BodyEncoding::EightBit)?;
-        let bytes = message.formatted();
-        let dir = self.dir.clone();
-        let target = self.path_of(email);
-        let temporary = self.dir.join(format!(".{}.eml.tmp", email.id));
-        // One trip to the blocking pool for the whole message, not one per file operation.
-        tokio::task::spawn_blocking(move || {
-            let transient = |what: &str, error: std::io::Error| {
-                SendError::Transient(format!("{what} in {}: {error}", dir.display()))
-            };
-            let written = match std::fs::write(&temporary, &bytes) {
-                // The directory is created on first use (and again should someone remove it).
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                    std::fs::create_dir_all(&dir)
-                        .map_err(|e| transient("cannot create the directory", e))?;
-                    std::fs::write(&temporary, &bytes)
-                }
-                other => other,
-            };
-            written.map_err(|e| transient("cannot write the message", e))?;
-            std::fs::rename(&temporary, &target)
-                .map_err(|e| transient("cannot move the message into place", e))
-        })
-        .await
-        .map_err(|error| SendError::Transient(format!("the file writer stopped: {error}")))?
+        let mut outcomes = self.send_all(std::slice::from_ref(email)).await;
+        outcomes.pop().unwrap_or(Ok(()))
     }
+
+    /// One trip to the blocking pool for a whole batch of messages (a wake-up of a pool thread
+    /// and one back each), not one per message or per file operation.
+    async fn send_all(&self, emails: &[Email]) -> Vec<Result<(), SendError>> {
+        let files: Vec<_> = emails
+            .iter()
+            .map(|email| {
+                let message = rfc5322(email, &self.from, BodyEncoding::EightBit)?;
+                Ok((
+                    self.dir.join(format!(".{}.eml.tmp", email.id)),
+                    self.path_of(email),
+                    message.formatted(),
+                ))
+            })
+            .collect();
+        let dir = self.dir.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            files
+                .into_iter()
+                .map(|file| {
+                    file.and_then(|(temporary, target, bytes)| {
+                        write(&dir, &temporary, &target, &bytes)
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        written.unwrap_or_else(|error| {
+            let error = format!("the file writer stopped: {error}");
+            emails
+                .iter()
+                .map(|_| Err(SendError::Transient(error.clone())))
+                .collect()
+        })
+    }
+}
+
+/// Writes one message to a temporary file and renames it into place.
+fn write(dir: &Path, temporary: &Path, target: &Path, bytes: &[u8]) -> Result<(), SendError> {
+    let transient = |what: &str, error: std::io::Error| {
+        SendError::Transient(format!("{what} in {}: {error}", dir.display()))
+    };
+    let written = match std::fs::write(temporary, bytes) {
+        // The directory is created on first use (and again should someone remove it).
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| transient("cannot create the directory", e))?;
+            std::fs::write(temporary, bytes)
+        }
+        other => other,
+    };
+    written.map_err(|e| transient("cannot write the message", e))?;
+    std::fs::rename(temporary, target)
+        .map_err(|e| transient("cannot move the message into place", e))
 }

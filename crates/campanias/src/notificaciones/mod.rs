@@ -48,12 +48,26 @@ pub enum SendError {
 #[async_trait]
 pub trait Sender: Send + Sync + 'static {
     async fn send(&self, email: &Email) -> Result<(), SendError>;
+
+    /// Delivers each of `emails`, one outcome per e-mail in their order: in turn, unless the
+    /// sender can share what each send costs (the file sender: one trip to the blocking pool).
+    async fn send_all(&self, emails: &[Email]) -> Vec<Result<(), SendError>> {
+        let mut outcomes = Vec::with_capacity(emails.len());
+        for email in emails {
+            outcomes.push(self.send(email).await);
+        }
+        outcomes
+    }
 }
 
 #[async_trait]
 impl<S: Sender + ?Sized> Sender for Arc<S> {
     async fn send(&self, email: &Email) -> Result<(), SendError> {
         (**self).send(email).await
+    }
+
+    async fn send_all(&self, emails: &[Email]) -> Vec<Result<(), SendError>> {
+        (**self).send_all(emails).await
     }
 }
 

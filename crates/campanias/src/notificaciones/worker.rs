@@ -79,12 +79,14 @@ impl DeliveryWorker {
         // Recorded together once the batch was attempted: one commit for the batch. Should
         // the process stop in between, the lease runs out and they are sent again, as they
         // would be if it stopped between one send and its record.
+        let emails: Vec<Email> = claimed.iter().map(Self::email_of).collect();
+        let outcomes = self.sender.send_all(&emails).await;
+        let sent_at = kernel::now();
         let mut attempts = Vec::with_capacity(claimed.len());
-        for notificacion in &claimed {
+        for (notificacion, outcome) in claimed.iter().zip(outcomes) {
             let intento = notificacion.intentos.max(0) as u32 + 1;
-            let outcome = self.sender.send(&Self::email_of(notificacion)).await;
             let record = match outcome {
-                Ok(()) => Intento::Enviada { at: kernel::now() },
+                Ok(()) => Intento::Enviada { at: sent_at },
                 Err(SendError::Permanent(error)) => Intento::Fallida { error },
                 Err(SendError::Transient(error)) if intento >= self.max_intentos => {
                     Intento::Fallida { error }
