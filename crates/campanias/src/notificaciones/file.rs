@@ -35,8 +35,13 @@ impl FileSender {
 #[async_trait]
 impl Sender for FileSender {
     async fn send(&self, email: &Email) -> Result<(), SendError> {
-        let mut outcomes = self.send_all(std::slice::from_ref(email)).await;
-        outcomes.pop().unwrap_or(Ok(()))
+        // `send_all` answers once per e-mail; a missing answer is never taken for a delivery.
+        let outcomes = self.send_all(std::slice::from_ref(email)).await;
+        outcomes.into_iter().next().unwrap_or_else(|| {
+            Err(SendError::Transient(
+                "the file writer gave no outcome".to_owned(),
+            ))
+        })
     }
 
     /// One trip to the blocking pool for a whole batch of messages (a wake-up of a pool thread
