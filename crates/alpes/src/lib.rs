@@ -3,4 +3,5 @@
 
 pub mod bench;
 pub mod platform;
+pub mod scheduling;
 pub mod settings;

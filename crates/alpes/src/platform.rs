@@ -472,7 +472,9 @@ async fn start_unit(
 /// the consumers' batches (decoding, applying and encoding up to 64 messages at a time between
 /// two awaits). Measured in BENCHMARKS.md (eleventh run): `POST` p99 at 1,000 offered/s 22–35 →
 /// 12–15 ms, the same sagas per second. One runtime per unit measured worse (more CPU, no more
-/// sagas), so only the front door gets one.
+/// sagas), so only the front door gets one. Where the process runs as batch work
+/// (`Settings::batch_scheduling`), this runtime's thread and the SQLite threads the unit opens
+/// go back to the default policy: requests preempt the pipeline, not the other way round.
 async fn start_on_own_runtime(
     unit: ServiceName,
     settings: &Settings,
@@ -481,9 +483,15 @@ async fn start_on_own_runtime(
     shutdown: Shutdown,
     started: BTreeMap<&'static str, String>,
 ) -> anyhow::Result<Unit> {
+    let interactive = settings.batch_scheduling;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name(format!("alpes-{}", unit.as_str()))
+        .on_thread_start(move || {
+            if interactive {
+                answer_promptly();
+            }
+        })
         .enable_all()
         .build()
         .with_context(|| format!("starting {}'s runtime", unit.as_str()))?;
@@ -494,6 +502,11 @@ async fn start_on_own_runtime(
     std::thread::Builder::new()
         .name(format!("alpes-{}-start", unit.as_str()))
         .spawn(move || {
+            // The unit's SQLite connections open from here, and their threads inherit this:
+            // the group commit that answers a `POST` is the front door's too.
+            if interactive {
+                answer_promptly();
+            }
             let result =
                 runtime.block_on(start_unit(unit, &settings, mode, bus, shutdown, &started));
             let _ = sender.send((runtime, result));
@@ -507,6 +520,15 @@ async fn start_on_own_runtime(
         started.runtime = Some(runtime);
         started
     })
+}
+
+/// Puts the calling thread (a front door's) back to the default scheduling policy where the
+/// process runs as batch work (`scheduling.rs`): a request then preempts the pipeline.
+fn answer_promptly() {
+    if let Err(error) = crate::scheduling::set_current_thread(crate::scheduling::Class::Interactive)
+    {
+        tracing::debug!(%error, "the front door keeps the process's scheduling policy");
+    }
 }
 
 /// Notifications go to SMTP when a server is configured, else to `.eml` files in the data

@@ -160,6 +160,10 @@ pub struct Settings {
     pub log: String,
     /// Threads of the async runtime; unset, [`Settings::worker_threads_for`] decides.
     pub worker_threads: Option<usize>,
+    /// `alpes up` runs its threads as batch work (`SCHED_BATCH` on Linux, see
+    /// `scheduling.rs`), the BFF's front door excepted; `false` leaves the policy it was
+    /// started with.
+    pub batch_scheduling: bool,
     pub alianzas: AlianzasSettings,
     pub sagas: SagasSettings,
     pub compliance: ComplianceSettings,
@@ -180,6 +184,7 @@ impl Default for Settings {
             log_format: LogFormat::Human,
             log: "info".to_owned(),
             worker_threads: None,
+            batch_scheduling: true,
             alianzas: AlianzasSettings::default(),
             sagas: SagasSettings::default(),
             compliance: ComplianceSettings::default(),
@@ -284,6 +289,11 @@ impl Settings {
                 format!("ALPES_WORKER_THREADS must be a number of threads above 0, not {value:?}")
             })?;
             self.worker_threads = Some(threads);
+        }
+        if let Some(value) = var("ALPES_BATCH_SCHEDULING") {
+            self.batch_scheduling = value.parse().with_context(|| {
+                format!("ALPES_BATCH_SCHEDULING must be true or false, not {value:?}")
+            })?;
         }
         if let Some(value) = var("ALPES_ALIANZAS_SNAPSHOT_EVERY") {
             self.alianzas.snapshot_every = value.parse().with_context(|| {
@@ -414,6 +424,28 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn batch_scheduling_is_on_unless_turned_off() {
+        let mut settings = Settings::default();
+        assert!(settings.batch_scheduling);
+        settings
+            .apply_env(|key| (key == "ALPES_BATCH_SCHEDULING").then(|| "false".into()))
+            .unwrap();
+        assert!(!settings.batch_scheduling);
+        assert!(
+            !Settings::from_toml("batch_scheduling = false\n")
+                .unwrap()
+                .batch_scheduling
+        );
+        let error = Settings::default()
+            .apply_env(|key| (key == "ALPES_BATCH_SCHEDULING").then(|| "sometimes".into()))
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("ALPES_BATCH_SCHEDULING"),
+            "{error}"
+        );
     }
 
     #[test]

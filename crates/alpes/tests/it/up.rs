@@ -180,3 +180,48 @@ async fn a_platform_dropped_without_stop_goes_quietly() {
     assert_eq!(ready.status(), 200);
     drop(platform);
 }
+
+/// `alpes up` runs as batch work, its front door excepted (`scheduling.rs`): every thread of the
+/// process is `SCHED_BATCH` but the BFF's, which answer requests under the default policy.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_embedded_platform_runs_as_batch_work_but_its_front_door() {
+    let data = tempfile::tempdir().unwrap();
+    let alpes = alpes_up(data.path()).await;
+    let mut policies: Vec<(String, u32)> = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{}/task", alpes.pid())).unwrap() {
+        let Ok(stat) = std::fs::read_to_string(task.unwrap().path().join("stat")) else {
+            continue; // a thread that ended meanwhile
+        };
+        let open = stat.find('(').unwrap();
+        let close = stat.rfind(')').unwrap();
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        // Field 41 of the file is the policy; `fields[0]` is field 3.
+        policies.push((
+            stat[open + 1..close].to_owned(),
+            fields[41 - 3].parse().unwrap(),
+        ));
+    }
+    let of = |name: &str| -> Vec<u32> {
+        policies
+            .iter()
+            .filter(|(thread, _)| thread.starts_with(name))
+            .map(|(_, policy)| *policy)
+            .collect()
+    };
+    let (runtime, sqlite, front_door) = (of("tokio-rt-worker"), of("sqlx-sqlite"), of("alpes-bff"));
+    assert!(
+        !runtime.is_empty() && runtime.iter().all(|p| *p == 3),
+        "{policies:?}"
+    );
+    assert!(!sqlite.is_empty(), "{policies:?}");
+    assert!(
+        sqlite.iter().filter(|p| **p == 3).count() > sqlite.len() / 2,
+        "{policies:?}"
+    );
+    assert!(
+        !front_door.is_empty() && front_door.iter().all(|p| *p == 0),
+        "{policies:?}"
+    );
+    assert!(alpes.terminate().await);
+}
