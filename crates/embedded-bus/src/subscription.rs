@@ -158,14 +158,17 @@ impl EmbeddedSubscription {
                 }
             };
             let attempt = u32::try_from(attempts).unwrap_or(u32::MAX);
-            deliveries.push(self.delivery(seq, attempt, envelope));
+            deliveries.push(self.delivery(seq, attempt, envelope, body));
         }
         Ok(Claim::Ready(deliveries))
     }
 
-    fn delivery(&self, seq: i64, attempt: u32, envelope: Envelope) -> Delivery {
+    /// `body` is the text `envelope` was read from: the handle keeps it (rather than a copy of
+    /// the envelope, which every delivery would pay for) to rebuild the envelope should it be
+    /// dead-lettered.
+    fn delivery(&self, seq: i64, attempt: u32, envelope: Envelope, body: String) -> Delivery {
         Delivery {
-            envelope: envelope.clone(),
+            envelope,
             topic: self.topic.to_string(),
             attempt,
             handle: Box::new(EmbeddedDeliveryHandle {
@@ -175,7 +178,7 @@ impl EmbeddedSubscription {
                 seq,
                 attempt,
                 max_attempts: self.max_attempts,
-                envelope,
+                body,
             }),
         }
     }
@@ -267,7 +270,7 @@ impl EmbeddedSubscription {
                 }
                 let attempt = row.attempts.saturating_add(1);
                 seqs.push(row.seq);
-                deliveries.push(self.delivery(row.seq, attempt, envelope));
+                deliveries.push(self.delivery(row.seq, attempt, envelope, row.body));
             }
             if deliveries.is_empty() {
                 // Every row looked at was dead-lettered or skipped: look again.
@@ -422,7 +425,8 @@ struct EmbeddedDeliveryHandle {
     /// The attempt this handle was given: the token that proves it still holds the lease.
     attempt: u32,
     max_attempts: u32,
-    envelope: Envelope,
+    /// The message as stored, for [`DeliveryHandle::dead_letter`].
+    body: String,
 }
 
 #[async_trait]
@@ -487,11 +491,14 @@ impl DeliveryHandle for EmbeddedDeliveryHandle {
             // Acked already, or re-claimed by another consumer after our lease ran out.
             return Ok(());
         }
+        let envelope: Envelope = serde_json::from_str(&self.body).map_err(|error| {
+            BusError::Unavailable(format!("a delivered message no longer reads: {error}"))
+        })?;
         insert_dead_letter(
             &mut tx,
             &self.group,
             &self.topic,
-            &self.envelope,
+            &envelope,
             error,
             self.attempt,
         )
