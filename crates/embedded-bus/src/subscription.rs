@@ -471,6 +471,10 @@ impl DeliveryHandle for EmbeddedDeliveryHandle {
 
     async fn dead_letter(&self, error: &str) -> Result<(), BusError> {
         self.bus.ensure_open()?;
+        // Read before the write transaction, which holds the bus file's one connection.
+        let envelope: Envelope = serde_json::from_str(&self.body).map_err(|error| {
+            BusError::Unavailable(format!("a delivered message no longer reads: {error}"))
+        })?;
         let mut tx = self
             .bus
             .pool()
@@ -491,9 +495,6 @@ impl DeliveryHandle for EmbeddedDeliveryHandle {
             // Acked already, or re-claimed by another consumer after our lease ran out.
             return Ok(());
         }
-        let envelope: Envelope = serde_json::from_str(&self.body).map_err(|error| {
-            BusError::Unavailable(format!("a delivered message no longer reads: {error}"))
-        })?;
         insert_dead_letter(
             &mut tx,
             &self.group,
