@@ -129,7 +129,8 @@ fn main() -> anyhow::Result<()> {
         settings.port = Some(*port);
     }
     install_tracing(&settings)?;
-    if settings.batch_scheduling && matches!(cli.command, Command::Up) {
+    let embedded = matches!(cli.command, Command::Up);
+    if settings.batch_scheduling && embedded {
         // Before any thread starts, so that every one of them inherits it. Only the embedded
         // platform: one process per service on PostgreSQL measured no better (BENCHMARKS.md).
         if let Err(error) = alpes::scheduling::set_current_thread(alpes::scheduling::Class::Batch) {
@@ -138,7 +139,7 @@ fn main() -> anyhow::Result<()> {
     }
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    if let Some(threads) = settings.worker_threads_for(matches!(cli.command, Command::Up), cores) {
+    if let Some(threads) = settings.worker_threads_for(embedded, cores) {
         runtime.worker_threads(threads);
     }
     let runtime = runtime.enable_all().build()?;
