@@ -444,17 +444,41 @@ pub async fn conocidos_tx(
     contrato_ids: &[Uuid],
     partner_ids: &[Uuid],
 ) -> Result<Conocidos, RepoError> {
+    // One index probe per id on PostgreSQL (see `storage::select_by_unique_keys`): each
+    // table is keyed by the id it is looked up by.
     let backend = tx.backend();
-    let sql = format!(
-        "SELECT 0 AS kind, contrato_id AS id, NULL AS email, NULL AS nombre, NULL AS tipo
-         FROM evaluacion WHERE {contratos}
-         UNION ALL
-         SELECT 1, partner_id, email, nombre, tipo FROM partner_conocido WHERE {partners}
-         UNION ALL
-         SELECT 2, partner_id, NULL, NULL, NULL FROM cuenta_financiera WHERE {partners}",
-        contratos = ::storage::id_among(backend, "contrato_id", 1),
-        partners = ::storage::id_among(backend, "partner_id", 2),
-    );
+    let by_id = |select: &str, table: &str, key: &str, param: usize| {
+        ::storage::select_by_unique_keys(
+            backend,
+            select,
+            table,
+            key,
+            ::storage::ListedKey::Uuid,
+            param,
+            None,
+        )
+    };
+    let sql = [
+        by_id(
+            "0 AS kind, contrato_id AS id, NULL AS email, NULL AS nombre, NULL AS tipo",
+            "evaluacion",
+            "contrato_id",
+            1,
+        ),
+        by_id(
+            "1, partner_id, email, nombre, tipo",
+            "partner_conocido",
+            "partner_id",
+            2,
+        ),
+        by_id(
+            "2, partner_id, NULL, NULL, NULL",
+            "cuenta_financiera",
+            "partner_id",
+            2,
+        ),
+    ]
+    .join(" UNION ALL ");
     #[derive(sqlx::FromRow)]
     struct Row {
         kind: i32,

@@ -528,20 +528,30 @@ pub async fn onboardings_and_emails_taken(
     onboarding_ids: &[Uuid],
     emails: &[String],
 ) -> Result<(Vec<(Uuid, Uuid)>, Vec<String>), RepoError> {
-    // As in `storage::id_among`: an array, so that PostgreSQL looks the e-mails up in their
-    // index rather than reading every partner.
-    let email_among = match tx.backend() {
-        ::storage::Backend::Sqlite => "email_normalizado IN (SELECT value ->> 0 FROM json_each($2))",
-        ::storage::Backend::Postgres => {
-            "email_normalizado = ANY (ARRAY(SELECT value ->> 0 FROM jsonb_array_elements($2::jsonb)))"
-        }
-    };
+    // One index probe per onboarding and per e-mail on PostgreSQL (see
+    // `storage::select_by_unique_keys`); a live partner's e-mail is unique
+    // (`partner_email_vivo`).
+    let backend = tx.backend();
     let sql = format!(
-        "SELECT onboarding_id, partner_id, NULL AS email_normalizado FROM partner WHERE {}
-         UNION ALL
-         SELECT NULL, NULL, email_normalizado FROM partner
-         WHERE {email_among} AND estado <> 'ELIMINADO'",
-        ::storage::id_among(tx.backend(), "onboarding_id", 1)
+        "{} UNION ALL {}",
+        ::storage::select_by_unique_keys(
+            backend,
+            "onboarding_id, partner_id, NULL AS email_normalizado",
+            "partner",
+            "onboarding_id",
+            ::storage::ListedKey::Uuid,
+            1,
+            None,
+        ),
+        ::storage::select_by_unique_keys(
+            backend,
+            "NULL, NULL, email_normalizado",
+            "partner",
+            "email_normalizado",
+            ::storage::ListedKey::Text,
+            2,
+            Some("estado <> 'ELIMINADO'"),
+        ),
     );
     let emails: Vec<[&str; 1]> = emails.iter().map(|email| [email.as_str()]).collect();
     let rows: Vec<(Option<Uuid>, Option<Uuid>, Option<String>)> = with_tx!(tx, conn => sqlx::query_as(&sql)

@@ -120,6 +120,62 @@ pub fn id_among(backend: Backend, column: &str, param: usize) -> String {
     }
 }
 
+/// How the keys of a JSON list bound as a parameter are read: `[[hex], …]` uuids
+/// ([`hex_list`]) or `[[text], …]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListedKey {
+    Uuid,
+    Text,
+}
+
+/// `SELECT {select} FROM {table} WHERE {key}` is one of the keys listed at `$param` (and
+/// `also`, when given), for a `key` unique in `table` (among the rows `also` keeps): a batch's
+/// lookup of the rows it names.
+///
+/// On PostgreSQL each listed key is its own index probe (a lateral subquery with `LIMIT 1`,
+/// aliased `{table}` so that `select` reads as if from the table), whatever the table's
+/// statistics say. As one condition over the list ([`id_among`]), a prepared statement's
+/// generic plan — made after its fifth run, while the tables of a new deployment are still a
+/// few pages — read the whole table for every batch until autovacuum next analyzed it, by then
+/// thousands of rows per lookup (BENCHMARKS.md, thirteenth run). On SQLite the list is the
+/// right side of an `IN`, which is looked up in the key's index.
+pub fn select_by_unique_keys(
+    backend: Backend,
+    select: &str,
+    table: &str,
+    key: &str,
+    listed: ListedKey,
+    param: usize,
+    also: Option<&str>,
+) -> String {
+    let also = also
+        .map(|condition| format!(" AND {condition}"))
+        .unwrap_or_default();
+    match backend {
+        Backend::Sqlite => {
+            let value = match listed {
+                ListedKey::Uuid => "unhex(value ->> 0)",
+                ListedKey::Text => "value ->> 0",
+            };
+            format!(
+                "SELECT {select} FROM {table} \
+                 WHERE {key} IN (SELECT {value} FROM json_each(${param})){also}"
+            )
+        }
+        Backend::Postgres => {
+            let cast = match listed {
+                ListedKey::Uuid => "::uuid",
+                ListedKey::Text => "",
+            };
+            format!(
+                "SELECT {select} FROM jsonb_array_elements(${param}::jsonb) AS listed_key \
+                 CROSS JOIN LATERAL (SELECT * FROM {table} \
+                 WHERE {key} = (listed_key.value ->> 0){cast}{also} LIMIT 1) AS {table}"
+            )
+        }
+    }
+}
+
 /// What a batch looked up by id: every id it asked about, with what was found for it (`None`:
 /// nothing), so that "found nothing" is told apart from "did not ask".
 pub fn looked_up(

@@ -82,4 +82,5 @@ on_both_backends!(
     a_failed_group_fails_all_its_callers_and_the_next_group_commits,
     a_caller_that_goes_away_still_has_its_item_written,
     a_batch_of_ids_is_looked_up_in_the_index_even_under_or,
+    a_batch_of_unique_keys_is_looked_up_in_the_index_even_by_a_generic_plan,
 );

@@ -797,3 +797,122 @@ pub async fn a_batch_of_ids_is_looked_up_in_the_index_even_under_or(db: Db) {
         "the plan names the table: {plan:#?}"
     );
 }
+
+/// A batch's unique keys (`storage::select_by_unique_keys`, uuid and text keys, with an extra
+/// condition) find exactly their rows, and are looked up in the key's index even by the generic
+/// plan PostgreSQL caches for a prepared statement while its table is a few rows and was never
+/// analyzed — a new deployment's first seconds, when a condition over the whole list (`= ANY`)
+/// was planned as a read of the whole table and kept so.
+pub async fn a_batch_of_unique_keys_is_looked_up_in_the_index_even_by_a_generic_plan(db: Db) {
+    let backend = db.backend();
+    let migrations = [Migration {
+        version: 1,
+        name: "listed",
+        sqlite: "CREATE TABLE listed (listed_id BLOB PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+                     gone INTEGER NOT NULL)",
+        // Wide rows, as a partner's: the fewer rows the planner thinks a page holds, the
+        // cheaper reading the whole table looks.
+        postgres: "CREATE TABLE listed (listed_id UUID PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+                       gone BOOLEAN NOT NULL, a TEXT, b TEXT, c TEXT, d TEXT, e TEXT, f TEXT,
+                       g TEXT, h TEXT, i TEXT, j TEXT, k TEXT, l TEXT)",
+    }];
+    db.migrate_with("listed", &migrations).await.unwrap();
+    let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+    for (n, id) in ids.iter().enumerate() {
+        storage::with_db!(&db, conn => sqlx::query(
+            "INSERT INTO listed (listed_id, name, gone) VALUES ($1, $2, $3)"
+        )
+        .bind(id)
+        .bind(format!("name-{n}"))
+        .bind(n == 2)
+        .execute(conn)
+        .await
+        .map(|done| done.rows_affected()))
+        .unwrap();
+    }
+    let query = format!(
+        "{} UNION ALL {}",
+        storage::select_by_unique_keys(
+            backend,
+            "listed_id, NULL AS name",
+            "listed",
+            "listed_id",
+            storage::ListedKey::Uuid,
+            1,
+            None
+        ),
+        storage::select_by_unique_keys(
+            backend,
+            "NULL, name",
+            "listed",
+            "name",
+            storage::ListedKey::Text,
+            2,
+            Some("NOT gone")
+        )
+    );
+    let by_id = storage::hex_list([[ids[0]], [Uuid::now_v7()]].into_iter());
+    let by_name = r#"[["name-1"], ["name-2"], ["nobody"]]"#;
+    let found: Vec<(Option<Uuid>, Option<String>)> =
+        storage::with_db!(&db, conn => sqlx::query_as(&query)
+        .bind(&by_id)
+        .bind(by_name)
+        .fetch_all(conn)
+        .await)
+        .unwrap();
+    assert_eq!(
+        found,
+        vec![(Some(ids[0]), None), (None, Some("name-1".to_owned()))],
+        "the listed id, and the listed name whose row is not gone"
+    );
+
+    let plan: Vec<String> = match backend {
+        storage::Backend::Sqlite => {
+            let rows: Vec<(i64, i64, i64, String)> = storage::with_db!(&db, conn => sqlx::query_as(
+                &format!("EXPLAIN QUERY PLAN {query}")
+            )
+            .bind(&by_id)
+            .bind(by_name)
+            .fetch_all(conn)
+            .await)
+            .unwrap();
+            rows.into_iter().map(|row| row.3).collect()
+        }
+        storage::Backend::Postgres => {
+            // The plan PostgreSQL would cache after the statement's fifth run, on one connection.
+            let mut tx = db.begin().await.unwrap();
+            let plan = storage::with_tx!(&mut tx, conn => {
+                sqlx::query("SET LOCAL plan_cache_mode = force_generic_plan")
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
+                sqlx::raw_sql(&format!("PREPARE listed_probe (text, text) AS {query}"))
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
+                let plan: Vec<String> = sqlx::query_scalar(&format!(
+                    "EXPLAIN EXECUTE listed_probe ('{by_id}', '{by_name}')"
+                ))
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+                sqlx::raw_sql("DEALLOCATE listed_probe")
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
+                Ok::<_, sqlx::Error>(plan)
+            })
+            .unwrap();
+            tx.rollback().await.unwrap();
+            plan
+        }
+    };
+    let whole_table = plan
+        .iter()
+        .any(|line| line.contains("Seq Scan") || line.trim_start().starts_with("SCAN listed"));
+    assert!(!whole_table, "the plan reads the whole table: {plan:#?}");
+    assert!(
+        plan.iter().any(|line| line.contains("listed")),
+        "the plan names the table: {plan:#?}"
+    );
+}
