@@ -13,12 +13,20 @@ use ::storage::{with_reader, with_tx, Db, Tx};
 use crate::domain::{EstadoProcesamiento, EstadoSaga, Paso, Saga};
 
 /// The migrations of this service's tables, applied by `Db::migrate_with("sagas", …)`.
-pub const MIGRATIONS: &[::storage::Migration] = &[::storage::Migration {
-    version: 1,
-    name: "saga_saga_evento",
-    sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
-    postgres: include_str!("../migrations/postgres/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[::storage::Migration] = &[
+    ::storage::Migration {
+        version: 1,
+        name: "saga_saga_evento",
+        sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
+        postgres: include_str!("../migrations/postgres/0001_init.sql"),
+    },
+    ::storage::Migration {
+        version: 2,
+        name: "saga_fillfactor",
+        sqlite: include_str!("../migrations/sqlite/0002_saga_fillfactor.sql"),
+        postgres: include_str!("../migrations/postgres/0002_saga_fillfactor.sql"),
+    },
+];
 
 /// The repository error every service shares (`storage::RepoError`).
 pub use ::storage::RepoError;
