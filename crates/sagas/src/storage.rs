@@ -4,6 +4,8 @@
 //! for a change by a no-op `UPDATE` of its row, which takes the row lock on PostgreSQL and the
 //! write lock on SQLite before anything is read, so concurrent changes apply one after another.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
@@ -322,52 +324,187 @@ pub async fn save_step(
 /// other: each is guarded by the version the one before it wrote). `Ok(false)`: some saga was
 /// not at its expected version, and the caller drops `tx`.
 ///
-/// On SQLite the statements go as one query, one round trip to the connection's thread
-/// instead of one per statement (SQLite binds `$n` to the n-th argument in every statement of
-/// a query, so each statement's placeholders are moved past the previous ones'); PostgreSQL
-/// prepares one statement per query, so there they run in turn.
+/// One round trip either way. On SQLite the statements go as one query (SQLite binds `$n` to
+/// the n-th argument in every statement of a query, so each statement's placeholders are moved
+/// past the previous ones'). PostgreSQL prepares one statement per query, so there the steps
+/// become one statement of data-modifying `WITH`s ([`save_steps_postgres`]).
 pub async fn save_steps(tx: &mut Tx, steps: &[Step<'_>]) -> Result<bool, sqlx::Error> {
-    if let ::storage::TxConn::Sqlite(transaction) = &mut tx.conn {
-        let statements: Vec<(&str, usize)> = steps
-            .iter()
-            .flat_map(|step| {
-                let head = match step.expected_version {
-                    None => (INSERT_SAGA, INSERT_SAGA_PARAMS),
-                    Some(_) => (UPDATE_SAGA, UPDATE_SAGA_PARAMS),
-                };
-                std::iter::once(head)
-                    .chain(step.entries.iter().map(|_| (INSERT_LOG, INSERT_LOG_PARAMS)))
-            })
-            .collect();
-        let rows = statements.len() as u64;
-        let sql = ::storage::joined(statements);
-        let mut query = sqlx::query(&sql);
-        for step in steps {
-            query = match step.expected_version {
-                None => bind_insert_saga!(query, step.stored),
-                Some(version) => bind_update_saga!(query, step.stored, version),
-            };
-            for entry in step.entries {
-                query = bind_log_entry!(query, &step.stored.saga, entry);
-            }
+    let transaction = match &mut tx.conn {
+        ::storage::TxConn::Sqlite(transaction) => transaction,
+        ::storage::TxConn::Postgres(transaction) => {
+            return save_steps_postgres(transaction, steps).await
         }
-        // Each statement writes one row when it should, so the total says whether every saga
-        // row was written.
-        let written = query.execute(&mut **transaction).await?.rows_affected();
-        return Ok(written == rows);
-    }
+    };
+    let statements: Vec<(&str, usize)> = steps
+        .iter()
+        .flat_map(|step| {
+            let head = match step.expected_version {
+                None => (INSERT_SAGA, INSERT_SAGA_PARAMS),
+                Some(_) => (UPDATE_SAGA, UPDATE_SAGA_PARAMS),
+            };
+            std::iter::once(head)
+                .chain(step.entries.iter().map(|_| (INSERT_LOG, INSERT_LOG_PARAMS)))
+        })
+        .collect();
+    let rows = statements.len() as u64;
+    let sql = ::storage::joined(statements);
+    let mut query = sqlx::query(&sql);
     for step in steps {
-        match step.expected_version {
-            None => insert_saga(tx, step.stored).await?,
-            Some(version) => {
-                if !update_saga(tx, step.stored, version).await? {
+        query = match step.expected_version {
+            None => bind_insert_saga!(query, step.stored),
+            Some(version) => bind_update_saga!(query, step.stored, version),
+        };
+        for entry in step.entries {
+            query = bind_log_entry!(query, &step.stored.saga, entry);
+        }
+    }
+    // Each statement writes one row when it should, so the total says whether every saga
+    // row was written.
+    let written = query.execute(&mut **transaction).await?.rows_affected();
+    Ok(written == rows)
+}
+
+/// A saga's steps of one batch as one write: the saga as its last step left it, guarded by
+/// the version its first step read (`None`: new, inserted).
+struct Collapsed<'a> {
+    stored: &'a StoredSaga,
+    expected_version: Option<i64>,
+}
+
+/// New sagas, inserted from a JSON list (an `INSERT` reads no table, so no plan can go wrong).
+const NUEVAS_POSTGRES: &str = "nuevas AS (INSERT INTO saga (saga_id, onboarding_id,
+        partner_id, contrato_id, nombre, email, estado, causa, ultimo_paso, ultimo_evento_id,
+        paso_deadline, correlation_id, traceparent, creada_en, actualizada_en, version)
+     SELECT saga_id, onboarding_id, partner_id, contrato_id, nombre, email, estado, causa,
+        ultimo_paso, ultimo_evento_id, paso_deadline, correlation_id, traceparent, creada_en,
+        actualizada_en, version
+     FROM jsonb_to_recordset($1::jsonb) AS r (saga_id uuid, onboarding_id uuid,
+        partner_id uuid, contrato_id uuid, nombre text, email text, estado text, causa text,
+        ultimo_paso text, ultimo_evento_id uuid, paso_deadline timestamptz, correlation_id uuid,
+        traceparent text, creada_en timestamptz, actualizada_en timestamptz, version bigint)
+     RETURNING 1)";
+
+/// Log rows from a JSON list, each numbered after its saga's last row as the statement found
+/// it (every part of one statement reads the same snapshot) plus its place `k` among the
+/// saga's rows of the list; the maximum is a probe of the `(saga_id, orden)` index.
+const REGISTRADAS_POSTGRES: &str = "registradas AS (INSERT INTO saga_evento (saga_evento_id,
+        saga_id, orden, event_id, tipo_evento, evento_data, estado_procesamiento, error,
+        recibido_en, procesado_en, partner_id, onboarding_id)
+     SELECT r.saga_evento_id, r.saga_id,
+        (SELECT COALESCE(MAX(e.orden), 0) FROM saga_evento e WHERE e.saga_id = r.saga_id) + r.k,
+        r.event_id, r.tipo_evento, r.evento_data, r.estado_procesamiento, r.error,
+        r.recibido_en, r.procesado_en, r.partner_id, r.onboarding_id
+     FROM jsonb_to_recordset($2::jsonb) AS r (saga_evento_id uuid, saga_id uuid, k bigint,
+        event_id uuid, tipo_evento text, evento_data text, estado_procesamiento text, error text,
+        recibido_en timestamptz, procesado_en timestamptz, partner_id uuid, onboarding_id uuid)
+     RETURNING 1)";
+
+/// [`save_steps`] on PostgreSQL: one statement — the new sagas, one `UPDATE` per changed saga
+/// (by its key and expected version, which any plan looks up in the primary key), and the log
+/// rows — whose answer is the number of rows it wrote. Steps of one saga are collapsed into
+/// one write first: two writes of one row in one statement would not see each other.
+async fn save_steps_postgres(
+    transaction: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    steps: &[Step<'_>],
+) -> Result<bool, sqlx::Error> {
+    let mut collapsed: Vec<Collapsed<'_>> = Vec::new();
+    let mut at: HashMap<Uuid, usize> = HashMap::new();
+    let mut nuevas = Vec::new();
+    let mut registradas = Vec::new();
+    let mut rows_of: HashMap<Uuid, i64> = HashMap::new();
+    for step in steps {
+        let saga = &step.stored.saga;
+        match at.get(&saga.saga_id) {
+            Some(&i) => {
+                // The version the step before it wrote, or the write would not have matched.
+                if step.expected_version != Some(collapsed[i].stored.saga.version) {
                     return Ok(false);
                 }
+                collapsed[i].stored = step.stored;
+            }
+            None => {
+                at.insert(saga.saga_id, collapsed.len());
+                collapsed.push(Collapsed {
+                    stored: step.stored,
+                    expected_version: step.expected_version,
+                });
             }
         }
-        append_log(tx, &step.stored.saga, step.entries).await?;
+        for entry in step.entries {
+            let k = rows_of.entry(saga.saga_id).or_insert(0);
+            *k += 1;
+            registradas.push(serde_json::json!({
+                "saga_evento_id": kernel::new_id(),
+                "saga_id": saga.saga_id,
+                "k": *k,
+                "event_id": entry.event_id,
+                "tipo_evento": entry.tipo_evento,
+                "evento_data": entry.evento_data.to_string(),
+                "estado_procesamiento": entry.estado_procesamiento.as_str(),
+                "error": entry.error,
+                "recibido_en": entry.recibido_en,
+                "procesado_en": entry.procesado_en,
+                "partner_id": saga.partner_id,
+                "onboarding_id": saga.onboarding_id,
+            }));
+        }
     }
-    Ok(true)
+    let mut updates = 0;
+    for step in &collapsed {
+        let (saga, traza) = (&step.stored.saga, &step.stored.traza);
+        if step.expected_version.is_none() {
+            nuevas.push(serde_json::json!({
+                "saga_id": saga.saga_id,
+                "onboarding_id": saga.onboarding_id,
+                "partner_id": saga.partner_id,
+                "contrato_id": saga.contrato_id,
+                "nombre": saga.nombre,
+                "email": saga.email,
+                "estado": saga.estado.as_str(),
+                "causa": saga.causa,
+                "ultimo_paso": saga.ultimo_paso.as_str(),
+                "ultimo_evento_id": traza.ultimo_evento_id,
+                "paso_deadline": saga.paso_deadline,
+                "correlation_id": traza.correlation_id,
+                "traceparent": traza.traceparent,
+                "creada_en": saga.creada_en,
+                "actualizada_en": saga.actualizada_en,
+                "version": saga.version,
+            }));
+        } else {
+            updates += 1;
+        }
+    }
+    // `$1` and `$2` are the JSON lists; each update's own eleven arguments follow.
+    let mut parts = vec![NUEVAS_POSTGRES.to_owned(), REGISTRADAS_POSTGRES.to_owned()];
+    let mut counts = vec![
+        "(SELECT COUNT(*) FROM nuevas)",
+        "(SELECT COUNT(*) FROM registradas)",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect::<Vec<_>>();
+    for n in 0..updates {
+        let name = format!("cambiada_{n}");
+        parts.push(format!(
+            "{name} AS ({} RETURNING 1)",
+            ::storage::renumbered(UPDATE_SAGA, 2 + n * UPDATE_SAGA_PARAMS)
+        ));
+        counts.push(format!("(SELECT COUNT(*) FROM {name})"));
+    }
+    let sql = format!("WITH {} SELECT {}", parts.join(",\n"), counts.join(" + "));
+    let expected = (collapsed.len() + registradas.len()) as i64;
+    let mut query = sqlx::query_scalar::<_, i64>(&sql)
+        .bind(serde_json::Value::Array(nuevas).to_string())
+        .bind(serde_json::Value::Array(registradas).to_string());
+    for step in collapsed
+        .iter()
+        .filter(|step| step.expected_version.is_some())
+    {
+        query = bind_update_saga!(query, step.stored, step.expected_version);
+    }
+    let written = query.fetch_one(&mut **transaction).await?;
+    Ok(written == expected)
 }
 
 /// Locks a saga for a change until `tx` ends and loads it; `None` when it does not exist.

@@ -413,6 +413,101 @@ async fn a_step_writes_the_saga_and_its_log_rows_together(db: &Db) {
     assert!(storage::is_unique_violation(&error), "{error}");
 }
 
+/// A batch's steps of several sagas, two of them of one saga and one starting it, go in one
+/// write: each saga ends as its last step left it, its log numbered on from its last row in
+/// the order of the steps; a chain of steps whose versions do not follow is refused.
+async fn several_steps_of_several_sagas_go_in_one_write(db: &Db) {
+    let existing = new_saga();
+    insert(db, &existing).await;
+    append(db, &existing.saga, &[entry("CreatePartner")]).await;
+    let started = new_saga();
+    let mut started_later = started.clone();
+    started_later.saga.estado = EstadoSaga::Fallida;
+    started_later.saga.version = 2;
+    let mut existing_changed = existing.clone();
+    existing_changed.saga.estado = EstadoSaga::Completada;
+    existing_changed.saga.version = 2;
+    let (a, b, c, d) = (
+        entry("CreatePartner"),
+        entry("PartnerCreado"),
+        entry("ContratoCreado"),
+        entry("ContratoRechazado"),
+    );
+    let mut tx = db.begin().await.unwrap();
+    let steps = [
+        repo::Step {
+            stored: &started,
+            expected_version: None,
+            entries: std::slice::from_ref(&a),
+        },
+        repo::Step {
+            stored: &existing_changed,
+            expected_version: Some(1),
+            entries: std::slice::from_ref(&c),
+        },
+        repo::Step {
+            stored: &started_later,
+            expected_version: Some(1),
+            entries: &[b.clone(), d.clone()],
+        },
+    ];
+    assert!(repo::save_steps(&mut tx, &steps).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(
+        repo::find(db, started.saga.saga_id).await.unwrap(),
+        Some(started_later.clone())
+    );
+    assert_eq!(
+        repo::find(db, existing.saga.saga_id).await.unwrap(),
+        Some(existing_changed.clone())
+    );
+    let ids = |log: Vec<repo::LogEntry>| -> Vec<(i64, String)> {
+        log.into_iter()
+            .map(|row| (row.orden, row.tipo_evento))
+            .collect()
+    };
+    assert_eq!(
+        ids(repo::log(db, started.saga.saga_id).await.unwrap()),
+        [
+            (1, "CreatePartner".to_owned()),
+            (2, "PartnerCreado".to_owned()),
+            (3, "ContratoRechazado".to_owned())
+        ]
+    );
+    assert_eq!(
+        ids(repo::log(db, existing.saga.saga_id).await.unwrap()),
+        [
+            (1, "CreatePartner".to_owned()),
+            (2, "ContratoCreado".to_owned())
+        ]
+    );
+
+    // The second step of a saga read a version its first step did not write.
+    let mut first = existing_changed.clone();
+    first.saga.version = 3;
+    let mut second = existing_changed.clone();
+    second.saga.version = 4;
+    let mut tx = db.begin().await.unwrap();
+    let steps = [
+        repo::Step {
+            stored: &first,
+            expected_version: Some(2),
+            entries: &[],
+        },
+        repo::Step {
+            stored: &second,
+            expected_version: Some(2),
+            entries: &[],
+        },
+    ];
+    assert!(!repo::save_steps(&mut tx, &steps).await.unwrap());
+    drop(tx);
+    assert_eq!(
+        repo::find(db, existing.saga.saga_id).await.unwrap(),
+        Some(existing_changed)
+    );
+}
+
 testkit::on_both_backends!(
     crate::helpers::SCHEMA;
     a_saga_round_trips,
@@ -424,4 +519,5 @@ testkit::on_both_backends!(
     only_started_sagas_past_their_deadline_are_due,
     lists_filter_count_and_paginate,
     timestamps_round_trip_in_utc,
+    several_steps_of_several_sagas_go_in_one_write,
 );
