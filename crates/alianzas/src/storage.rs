@@ -383,7 +383,9 @@ pub struct Write<'a> {
 /// one per statement (see `storage::renumbered`). Each statement changes one row when its
 /// stream was at its version and its partner had no contract, so the total says whether all
 /// did; when not, which one failed cannot be told, and a refused link comes back as a
-/// `Conflict` too. PostgreSQL prepares one statement per query, so there they run in turn.
+/// `Conflict` too. PostgreSQL prepares one statement per query, so there the writes go as one
+/// statement of data-modifying `WITH`s ([`commit_many_postgres`]), with the same answer; two
+/// writes of one contract, which that statement could not chain, run in turn.
 pub async fn commit_many(
     tx: &mut Tx,
     writes: &[Write<'_>],
@@ -443,7 +445,11 @@ pub async fn commit_many(
                 .map(|r| r.rows_affected());
             appended(written, rows, first.contrato.version())?;
         }
-        _ => {
+        ::storage::TxConn::Postgres(transaction) if distinct_contracts(writes) => {
+            let all_written = commit_many_postgres(transaction, writes, &afters).await;
+            appended(all_written.map(u64::from), 1, first.contrato.version())?;
+        }
+        ::storage::TxConn::Postgres(_) => {
             for (write, after) in writes.iter().zip(&afters) {
                 if let Some(partner) = write.partner {
                     link_partner(tx, partner, write.contrato.id()).await?;
@@ -462,6 +468,107 @@ pub async fn commit_many(
     }
     Ok(afters)
 }
+
+/// Whether no contract has two of `writes`: only then can they go as one statement on
+/// PostgreSQL, whose parts all read the snapshot from before it (a contract's second write
+/// would not see its first).
+fn distinct_contracts(writes: &[Write<'_>]) -> bool {
+    let mut seen = std::collections::HashSet::with_capacity(writes.len());
+    writes.iter().all(|write| seen.insert(write.contrato.id()))
+}
+
+/// [`commit_many`] on PostgreSQL for writes of distinct contracts: one statement of
+/// data-modifying `WITH`s — the partner links, every event (inserted only while its stream is
+/// at the version its write read), the read model's rows — from three JSON lists, instead of one
+/// statement (one round trip) each. Answers whether every row was written.
+async fn commit_many_postgres(
+    transaction: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    writes: &[Write<'_>],
+    afters: &[Contrato],
+) -> Result<bool, sqlx::Error> {
+    let mut vinculos = Vec::new();
+    let mut eventos = Vec::new();
+    let mut proyectados = Vec::new();
+    for (write, after) in writes.iter().zip(afters) {
+        let (id, before) = (write.contrato.id(), write.contrato.version());
+        if let Some(partner) = write.partner {
+            vinculos.push(serde_json::json!({"partner_id": partner, "contrato_id": id}));
+        }
+        for (offset, event) in write.events.iter().enumerate() {
+            let encoded = events::encode(event);
+            eventos.push(serde_json::json!({
+                "contrato_id": id,
+                "version": before + 1 + offset as i64,
+                "antes": before,
+                "tipo": encoded.tipo,
+                "schema_version": encoded.schema_version,
+                "data": encoded.data.to_string(),
+                "ocurrido_en": write.at,
+            }));
+        }
+        if let Some(state) = after.state() {
+            proyectados.push(serde_json::json!({
+                "contrato_id": id,
+                "partner_id": state.partner_id,
+                "onboarding_id": state.onboarding_id,
+                "tipo": state.tipo.as_str(),
+                "monto_centavos": state.monto.amount().cents(),
+                "moneda": state.moneda.as_str(),
+                "condiciones": state.condiciones.as_ref().map(Condiciones::as_str),
+                "fecha_inicio": state.fecha_inicio,
+                "fecha_fin": state.fecha_fin,
+                "estado": state.estado.as_str(),
+                "version": after.version(),
+                "fecha_creacion": state.fecha_creacion,
+                "fecha_actualizacion": state.fecha_actualizacion,
+            }));
+        }
+    }
+    let wanted = (vinculos.len() + eventos.len() + proyectados.len()) as i64;
+    let written = sqlx::query_scalar::<_, i64>(COMMIT_MANY_POSTGRES)
+        .bind(serde_json::Value::Array(vinculos).to_string())
+        .bind(serde_json::Value::Array(eventos).to_string())
+        .bind(serde_json::Value::Array(proyectados).to_string())
+        .fetch_one(&mut **transaction)
+        .await?;
+    Ok(written == wanted)
+}
+
+/// See [`commit_many_postgres`]. An event's check reads its stream as the statement found it,
+/// so every event of one write is checked against the version the write read (`antes`); the
+/// primary key still refuses a twin that appended concurrently.
+const COMMIT_MANY_POSTGRES: &str = "WITH
+    vinculos AS (INSERT INTO contrato_partner (partner_id, contrato_id)
+        SELECT partner_id, contrato_id
+        FROM jsonb_to_recordset($1::jsonb) AS r (partner_id uuid, contrato_id uuid)
+        ON CONFLICT (partner_id) DO NOTHING
+        RETURNING 1),
+    eventos AS (INSERT INTO contrato_evento (contrato_id, version, tipo, schema_version, data,
+            ocurrido_en)
+        SELECT r.contrato_id, r.version, r.tipo, r.schema_version, r.data, r.ocurrido_en
+        FROM jsonb_to_recordset($2::jsonb) AS r (contrato_id uuid, version bigint, antes bigint,
+            tipo text, schema_version integer, data text, ocurrido_en timestamptz)
+        WHERE (SELECT COALESCE(MAX(e.version), 0) FROM contrato_evento e
+               WHERE e.contrato_id = r.contrato_id) = r.antes
+        RETURNING 1),
+    proyectados AS (INSERT INTO contrato (contrato_id, partner_id, onboarding_id, tipo,
+            monto_centavos, moneda, condiciones, fecha_inicio, fecha_fin, estado, version,
+            fecha_creacion, fecha_actualizacion)
+        SELECT contrato_id, partner_id, onboarding_id, tipo, monto_centavos, moneda,
+            condiciones, fecha_inicio, fecha_fin, estado, version, fecha_creacion,
+            fecha_actualizacion
+        FROM jsonb_to_recordset($3::jsonb) AS r (contrato_id uuid, partner_id uuid,
+            onboarding_id uuid, tipo text, monto_centavos bigint, moneda text, condiciones text,
+            fecha_inicio date, fecha_fin date, estado text, version bigint,
+            fecha_creacion timestamptz, fecha_actualizacion timestamptz)
+        ON CONFLICT (contrato_id) DO UPDATE SET tipo = excluded.tipo,
+            monto_centavos = excluded.monto_centavos, moneda = excluded.moneda,
+            condiciones = excluded.condiciones, fecha_fin = excluded.fecha_fin,
+            estado = excluded.estado, version = excluded.version,
+            fecha_actualizacion = excluded.fecha_actualizacion
+        RETURNING 1)
+    SELECT (SELECT COUNT(*) FROM vinculos) + (SELECT COUNT(*) FROM eventos)
+        + (SELECT COUNT(*) FROM proyectados)";
 
 const CONTRATO_COLUMNS: &str = "contrato_id, partner_id, onboarding_id, tipo, monto_centavos, \
     moneda, condiciones, fecha_inicio, fecha_fin, estado, version, fecha_creacion, fecha_actualizacion";

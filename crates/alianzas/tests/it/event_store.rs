@@ -476,6 +476,87 @@ async fn postgres_primary_key_stops_a_writer_that_passed_the_version_check() {
     test_db.cleanup().await;
 }
 
+/// Several contracts' writes in one `commit_many`, one of them linking its partner, and two
+/// writes of one contract in a row: every stream ends at its writes' versions without a gap,
+/// the read model at each contract's last state.
+async fn a_batch_of_writes_lands_whole_and_a_contracts_second_write_follows_its_first(db: &Db) {
+    let at = kernel::now();
+    let (a, b) = (
+        Contrato::new(kernel::new_id()),
+        Contrato::new(kernel::new_id()),
+    );
+    let partner_a = kernel::new_id();
+    let created_a = a.crear(nuevo(partner_a, TipoContrato::Cpa)).unwrap();
+    let created_b = b.crear(nuevo(kernel::new_id(), TipoContrato::Cpa)).unwrap();
+    let mut tx = db.begin().await.unwrap();
+    let afters = repo::commit_many(
+        &mut tx,
+        &[
+            repo::Write {
+                contrato: &a,
+                events: &created_a,
+                at,
+                partner: Some(partner_a),
+            },
+            repo::Write {
+                contrato: &b,
+                events: &created_b,
+                at,
+                partner: None,
+            },
+        ],
+        50,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let (a, b) = (afters[0].clone(), afters[1].clone());
+    assert_eq!(load(db, a.id()).await, a);
+    assert_eq!(load(db, b.id()).await, b);
+    let mut tx = db.begin().await.unwrap();
+    let linked = repo::contrato_of_partner(&mut tx, partner_a).await.unwrap();
+    drop(tx);
+    assert_eq!(linked, Some(a.id()));
+
+    let approved = a.aprobar().unwrap();
+    let mut approved_a = a.clone();
+    for event in &approved {
+        approved_a.apply(event, at);
+    }
+    let suspended = approved_a.suspender(None).unwrap();
+    let mut tx = db.begin().await.unwrap();
+    let afters = repo::commit_many(
+        &mut tx,
+        &[
+            repo::Write {
+                contrato: &a,
+                events: &approved,
+                at,
+                partner: None,
+            },
+            repo::Write {
+                contrato: &approved_a,
+                events: &suspended,
+                at,
+                partner: None,
+            },
+        ],
+        50,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let last = afters[1].clone();
+    assert_eq!(
+        last.version(),
+        a.version() + (approved.len() + suspended.len()) as i64
+    );
+    assert_eq!(load(db, a.id()).await, last);
+    let projected = repo::find(db, a.id()).await.unwrap().unwrap();
+    assert_eq!(projected.version(), last.version());
+    assert_eq!(projected.estado(), last.estado());
+}
+
 testkit::on_both_backends!(
     crate::helpers::SCHEMA;
     an_append_at_a_stale_version_is_a_conflict,
@@ -488,4 +569,5 @@ testkit::on_both_backends!(
     a_partner_is_linked_to_one_contract_only,
     the_sweep_expires_live_contracts_past_their_end,
     concurrent_writers_at_the_same_version_get_one_success_and_one_conflict,
+    a_batch_of_writes_lands_whole_and_a_contracts_second_write_follows_its_first,
 );
