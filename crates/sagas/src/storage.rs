@@ -478,12 +478,9 @@ async fn save_steps_postgres(
     // `$1` and `$2` are the JSON lists; each update's own eleven arguments follow.
     let mut parts = vec![NUEVAS_POSTGRES.to_owned(), REGISTRADAS_POSTGRES.to_owned()];
     let mut counts = vec![
-        "(SELECT COUNT(*) FROM nuevas)",
-        "(SELECT COUNT(*) FROM registradas)",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect::<Vec<_>>();
+        "(SELECT COUNT(*) FROM nuevas)".to_owned(),
+        "(SELECT COUNT(*) FROM registradas)".to_owned(),
+    ];
     for n in 0..updates {
         let name = format!("cambiada_{n}");
         parts.push(format!(

@@ -476,6 +476,14 @@ async fn postgres_primary_key_stops_a_writer_that_passed_the_version_check() {
     test_db.cleanup().await;
 }
 
+/// Commits `writes` with `commit_many` in a transaction of their own.
+async fn commit_all(db: &Db, writes: &[repo::Write<'_>]) -> Vec<Contrato> {
+    let mut tx = db.begin().await.unwrap();
+    let afters = repo::commit_many(&mut tx, writes, 50).await.unwrap();
+    tx.commit().await.unwrap();
+    afters
+}
+
 /// Several contracts' writes in one `commit_many`, one of them linking its partner, and two
 /// writes of one contract in a row: every stream ends at its writes' versions without a gap,
 /// the read model at each contract's last state.
@@ -488,28 +496,20 @@ async fn a_batch_of_writes_lands_whole_and_a_contracts_second_write_follows_its_
     let partner_a = kernel::new_id();
     let created_a = a.crear(nuevo(partner_a, TipoContrato::Cpa)).unwrap();
     let created_b = b.crear(nuevo(kernel::new_id(), TipoContrato::Cpa)).unwrap();
-    let mut tx = db.begin().await.unwrap();
-    let afters = repo::commit_many(
-        &mut tx,
+    let write = |contrato, events, partner| repo::Write {
+        contrato,
+        events,
+        at,
+        partner,
+    };
+    let afters = commit_all(
+        db,
         &[
-            repo::Write {
-                contrato: &a,
-                events: &created_a,
-                at,
-                partner: Some(partner_a),
-            },
-            repo::Write {
-                contrato: &b,
-                events: &created_b,
-                at,
-                partner: None,
-            },
+            write(&a, &created_a, Some(partner_a)),
+            write(&b, &created_b, None),
         ],
-        50,
     )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    .await;
     let (a, b) = (afters[0].clone(), afters[1].clone());
     assert_eq!(load(db, a.id()).await, a);
     assert_eq!(load(db, b.id()).await, b);
@@ -524,28 +524,14 @@ async fn a_batch_of_writes_lands_whole_and_a_contracts_second_write_follows_its_
         approved_a.apply(event, at);
     }
     let suspended = approved_a.suspender(None).unwrap();
-    let mut tx = db.begin().await.unwrap();
-    let afters = repo::commit_many(
-        &mut tx,
+    let afters = commit_all(
+        db,
         &[
-            repo::Write {
-                contrato: &a,
-                events: &approved,
-                at,
-                partner: None,
-            },
-            repo::Write {
-                contrato: &approved_a,
-                events: &suspended,
-                at,
-                partner: None,
-            },
+            write(&a, &approved, None),
+            write(&approved_a, &suspended, None),
         ],
-        50,
     )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    .await;
     let last = afters[1].clone();
     assert_eq!(
         last.version(),
