@@ -1,8 +1,9 @@
 //! The saga repository over `::storage::Db`: the `saga` row and its `saga_evento` log. Every
-//! query is written once with `$n` placeholders; the one dialect branch is how a step's writes
-//! travel (`save_step`: one query on SQLite, one per statement on PostgreSQL). A saga is locked
-//! for a change by a no-op `UPDATE` of its row, which takes the row lock on PostgreSQL and the
-//! write lock on SQLite before anything is read, so concurrent changes apply one after another.
+//! query is written once with `$n` placeholders; the one dialect branch is how a batch's steps
+//! travel (`save_steps`: fixed statements over JSON lists, in each backend's own dialect). A
+//! saga is locked for a change by a no-op `UPDATE` of its row, which takes the row lock on
+//! PostgreSQL and the write lock on SQLite before anything is read, so concurrent changes apply
+//! one after another.
 
 use std::collections::HashMap;
 
@@ -193,7 +194,6 @@ const INSERT_SAGA: &str = "INSERT INTO saga (saga_id, onboarding_id, partner_id,
         nombre, email, estado, causa, ultimo_paso, ultimo_evento_id, paso_deadline,
         correlation_id, traceparent, creada_en, actualizada_en, version)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
-const INSERT_SAGA_PARAMS: usize = 16;
 
 macro_rules! bind_insert_saga {
     ($query:expr, $stored:expr) => {{
@@ -248,7 +248,6 @@ const INSERT_LOG: &str = "INSERT INTO saga_evento (saga_evento_id, saga_id, orde
         partner_id, onboarding_id)
      SELECT $1, $2, COALESCE(MAX(orden), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, $11
      FROM saga_evento WHERE saga_id = $2";
-const INSERT_LOG_PARAMS: usize = 11;
 
 macro_rules! bind_log_entry {
     ($query:expr, $saga:expr, $entry:expr) => {{
@@ -324,44 +323,20 @@ pub async fn save_step(
 /// other: each is guarded by the version the one before it wrote). `Ok(false)`: some saga was
 /// not at its expected version, and the caller drops `tx`.
 ///
-/// One round trip either way. On SQLite the statements go as one query (SQLite binds `$n` to
-/// the n-th argument in every statement of a query, so each statement's placeholders are moved
-/// past the previous ones'). PostgreSQL prepares one statement per query, so there the steps
-/// become one statement of data-modifying `WITH`s ([`save_steps_postgres`]).
+/// One round trip, and on either backend the same text whatever the batch: the new sagas, the
+/// changed ones and the log rows travel as JSON lists ([`Lists`]). On SQLite a text that
+/// changed with the batch's size and shape (one statement per saga and per log row) was
+/// prepared afresh for nearly every batch, and parsing and compiling those statements, with
+/// the allocations that go with it, was a third of the saga log's thread (BENCHMARKS.md,
+/// fourteenth run).
 pub async fn save_steps(tx: &mut Tx, steps: &[Step<'_>]) -> Result<bool, sqlx::Error> {
-    let transaction = match &mut tx.conn {
-        ::storage::TxConn::Sqlite(transaction) => transaction,
-        ::storage::TxConn::Postgres(transaction) => {
-            return save_steps_postgres(transaction, steps).await
-        }
+    let Some(lists) = Lists::of(steps) else {
+        return Ok(false);
     };
-    let statements: Vec<(&str, usize)> = steps
-        .iter()
-        .flat_map(|step| {
-            let head = match step.expected_version {
-                None => (INSERT_SAGA, INSERT_SAGA_PARAMS),
-                Some(_) => (UPDATE_SAGA, UPDATE_SAGA_PARAMS),
-            };
-            std::iter::once(head)
-                .chain(step.entries.iter().map(|_| (INSERT_LOG, INSERT_LOG_PARAMS)))
-        })
-        .collect();
-    let rows = statements.len() as u64;
-    let sql = ::storage::joined(statements);
-    let mut query = sqlx::query(&sql);
-    for step in steps {
-        query = match step.expected_version {
-            None => bind_insert_saga!(query, step.stored),
-            Some(version) => bind_update_saga!(query, step.stored, version),
-        };
-        for entry in step.entries {
-            query = bind_log_entry!(query, &step.stored.saga, entry);
-        }
+    match &mut tx.conn {
+        ::storage::TxConn::Sqlite(transaction) => save_steps_sqlite(transaction, &lists).await,
+        ::storage::TxConn::Postgres(transaction) => save_steps_postgres(transaction, &lists).await,
     }
-    // Each statement writes one row when it should, so the total says whether every saga
-    // row was written.
-    let written = query.execute(&mut **transaction).await?.rows_affected();
-    Ok(written == rows)
 }
 
 /// A saga's steps of one batch as one write: the saga as its last step left it, guarded by
@@ -369,6 +344,238 @@ pub async fn save_steps(tx: &mut Tx, steps: &[Step<'_>]) -> Result<bool, sqlx::E
 struct Collapsed<'a> {
     stored: &'a StoredSaga,
     expected_version: Option<i64>,
+}
+
+/// A batch of steps as the statements of [`save_steps`] read it. Steps of one saga are
+/// collapsed into one write first, because two writes of one row in one statement would not
+/// see each other. Rows are serialized straight from these borrowing structs, with ids as
+/// bare hex and times as the text sqlx writes for SQLite, which SQLite stores as they are
+/// (`unhex` for ids) and PostgreSQL parses.
+struct Lists<'a> {
+    collapsed: Vec<Collapsed<'a>>,
+    /// New sagas.
+    nuevas: Vec<SagaJson<'a>>,
+    /// Log rows, each with its place `k` among its saga's rows of the batch.
+    registradas: Vec<LogJson<'a>>,
+}
+
+/// A saga as a JSON object named as its columns; `expected_version` only for a change.
+#[derive(serde::Serialize)]
+struct SagaJson<'a> {
+    saga_id: Hex,
+    onboarding_id: Hex,
+    partner_id: Option<Hex>,
+    contrato_id: Option<Hex>,
+    nombre: &'a str,
+    email: &'a str,
+    estado: &'static str,
+    causa: Option<&'a str>,
+    ultimo_paso: &'static str,
+    ultimo_evento_id: Hex,
+    paso_deadline: Option<Stamp>,
+    correlation_id: Option<Hex>,
+    traceparent: Option<&'a str>,
+    creada_en: Stamp,
+    actualizada_en: Stamp,
+    version: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expected_version: Option<i64>,
+}
+
+impl<'a> SagaJson<'a> {
+    fn of(stored: &'a StoredSaga, expected_version: Option<i64>) -> Self {
+        let (saga, traza) = (&stored.saga, &stored.traza);
+        SagaJson {
+            saga_id: Hex(saga.saga_id),
+            onboarding_id: Hex(saga.onboarding_id),
+            partner_id: saga.partner_id.map(Hex),
+            contrato_id: saga.contrato_id.map(Hex),
+            nombre: &saga.nombre,
+            email: &saga.email,
+            estado: saga.estado.as_str(),
+            causa: saga.causa.as_deref(),
+            ultimo_paso: saga.ultimo_paso.as_str(),
+            ultimo_evento_id: Hex(traza.ultimo_evento_id),
+            paso_deadline: saga.paso_deadline.map(Stamp),
+            correlation_id: traza.correlation_id.map(Hex),
+            traceparent: traza.traceparent.as_deref(),
+            creada_en: Stamp(saga.creada_en),
+            actualizada_en: Stamp(saga.actualizada_en),
+            version: saga.version,
+            expected_version,
+        }
+    }
+}
+
+/// A log row as a JSON object named as its columns, with its place `k` instead of `orden`.
+#[derive(serde::Serialize)]
+struct LogJson<'a> {
+    saga_evento_id: Hex,
+    saga_id: Hex,
+    k: i64,
+    event_id: Hex,
+    tipo_evento: &'a str,
+    evento_data: String,
+    estado_procesamiento: &'static str,
+    error: Option<&'a str>,
+    recibido_en: Stamp,
+    procesado_en: Option<Stamp>,
+    partner_id: Option<Hex>,
+    onboarding_id: Hex,
+}
+
+/// An id as bare hex, without a `String` of its own.
+struct Hex(Uuid);
+
+impl serde::Serialize for Hex {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.simple().encode_lower(&mut Uuid::encode_buffer()))
+    }
+}
+
+/// A time as sqlx writes a `DateTime<Utc>` on SQLite, so that rows written from a list read
+/// back, and compare as text, like rows written with a bound time.
+struct Stamp(DateTime<Utc>);
+
+impl serde::Serialize for Stamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false))
+    }
+}
+
+impl<'a> Lists<'a> {
+    /// `None`: a step of a saga does not follow the one before it in the batch.
+    fn of(steps: &'a [Step<'a>]) -> Option<Self> {
+        let mut collapsed: Vec<Collapsed<'a>> = Vec::new();
+        let mut at: HashMap<Uuid, usize> = HashMap::new();
+        let mut registradas = Vec::new();
+        let mut rows_of: HashMap<Uuid, i64> = HashMap::new();
+        for step in steps {
+            let saga = &step.stored.saga;
+            match at.get(&saga.saga_id) {
+                Some(&i) => {
+                    // The version the step before it wrote, or the write would not match.
+                    if step.expected_version != Some(collapsed[i].stored.saga.version) {
+                        return None;
+                    }
+                    collapsed[i].stored = step.stored;
+                }
+                None => {
+                    at.insert(saga.saga_id, collapsed.len());
+                    collapsed.push(Collapsed {
+                        stored: step.stored,
+                        expected_version: step.expected_version,
+                    });
+                }
+            }
+            for entry in step.entries {
+                let k = rows_of.entry(saga.saga_id).or_insert(0);
+                *k += 1;
+                registradas.push(LogJson {
+                    saga_evento_id: Hex(kernel::new_id()),
+                    saga_id: Hex(saga.saga_id),
+                    k: *k,
+                    event_id: Hex(entry.event_id),
+                    tipo_evento: &entry.tipo_evento,
+                    evento_data: entry.evento_data.to_string(),
+                    estado_procesamiento: entry.estado_procesamiento.as_str(),
+                    error: entry.error.as_deref(),
+                    recibido_en: Stamp(entry.recibido_en),
+                    procesado_en: entry.procesado_en.map(Stamp),
+                    partner_id: saga.partner_id.map(Hex),
+                    onboarding_id: Hex(saga.onboarding_id),
+                });
+            }
+        }
+        let nuevas = collapsed
+            .iter()
+            .filter(|step| step.expected_version.is_none())
+            .map(|step| SagaJson::of(step.stored, None))
+            .collect();
+        Some(Lists {
+            collapsed,
+            nuevas,
+            registradas,
+        })
+    }
+
+    /// The changed sagas: written back if still at the version their first step read.
+    fn cambiadas(&self) -> impl Iterator<Item = (&'a StoredSaga, i64)> + '_ {
+        self.collapsed
+            .iter()
+            .filter_map(|step| step.expected_version.map(|version| (step.stored, version)))
+    }
+
+    /// Saga rows and log rows the write must touch.
+    fn rows(&self) -> i64 {
+        (self.collapsed.len() + self.registradas.len()) as i64
+    }
+}
+
+fn json_list<T: serde::Serialize>(rows: &[T]) -> String {
+    serde_json::to_string(rows).expect("rows serialize to JSON")
+}
+
+/// [`save_steps`] on SQLite: three statements of fixed text (prepared once per connection)
+/// in one query — the new sagas, the changed ones (`UPDATE … FROM` the list, each by its key
+/// and expected version) and the log rows, each numbered after its saga's last row as the
+/// statement found it plus its place `k` (SQLite computes an `INSERT … SELECT` that reads its
+/// own table in full before inserting). Each saga written returns a row; the log rows are
+/// inserted whole or the query fails.
+///
+/// Each list's elements are made JSONB once (`MATERIALIZED`): `json_each` hands out an object
+/// element as text, so each `value ->> …` turned the whole element, log data included, back
+/// into text and parsed it again — most of the statement's time when it read `value` directly.
+const SAVE_STEPS_SQLITE: &str = "WITH nuevas AS MATERIALIZED (
+        SELECT key, jsonb(value) AS r FROM json_each($1))
+     INSERT INTO saga (saga_id, onboarding_id, partner_id, contrato_id, nombre, email, estado,
+        causa, ultimo_paso, ultimo_evento_id, paso_deadline, correlation_id, traceparent,
+        creada_en, actualizada_en, version)
+     SELECT unhex(r ->> 'saga_id'), unhex(r ->> 'onboarding_id'), unhex(r ->> 'partner_id'),
+        unhex(r ->> 'contrato_id'), r ->> 'nombre', r ->> 'email', r ->> 'estado',
+        r ->> 'causa', r ->> 'ultimo_paso', unhex(r ->> 'ultimo_evento_id'),
+        r ->> 'paso_deadline', unhex(r ->> 'correlation_id'), r ->> 'traceparent',
+        r ->> 'creada_en', r ->> 'actualizada_en', r ->> 'version'
+     FROM nuevas ORDER BY key
+     RETURNING 1;
+     WITH cambiadas AS MATERIALIZED (SELECT jsonb(value) AS r FROM json_each($2))
+     UPDATE saga SET partner_id = unhex(c.r ->> 'partner_id'),
+        contrato_id = unhex(c.r ->> 'contrato_id'), estado = c.r ->> 'estado',
+        causa = c.r ->> 'causa', ultimo_paso = c.r ->> 'ultimo_paso',
+        ultimo_evento_id = unhex(c.r ->> 'ultimo_evento_id'),
+        paso_deadline = c.r ->> 'paso_deadline', actualizada_en = c.r ->> 'actualizada_en',
+        version = c.r ->> 'version'
+     FROM cambiadas AS c
+     WHERE saga.saga_id = unhex(c.r ->> 'saga_id') AND saga.version = c.r ->> 'expected_version'
+     RETURNING 1;
+     WITH registradas AS MATERIALIZED (SELECT key, jsonb(value) AS r FROM json_each($3))
+     INSERT INTO saga_evento (saga_evento_id, saga_id, orden, event_id, tipo_evento,
+        evento_data, estado_procesamiento, error, recibido_en, procesado_en, partner_id,
+        onboarding_id)
+     SELECT unhex(r ->> 'saga_evento_id'), unhex(r ->> 'saga_id'),
+        (SELECT COALESCE(MAX(e.orden), 0) FROM saga_evento e
+         WHERE e.saga_id = unhex(r ->> 'saga_id')) + (r ->> 'k'),
+        unhex(r ->> 'event_id'), r ->> 'tipo_evento', r ->> 'evento_data',
+        r ->> 'estado_procesamiento', r ->> 'error', r ->> 'recibido_en', r ->> 'procesado_en',
+        unhex(r ->> 'partner_id'), unhex(r ->> 'onboarding_id')
+     FROM registradas ORDER BY key
+     RETURNING 1";
+
+async fn save_steps_sqlite(
+    transaction: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    lists: &Lists<'_>,
+) -> Result<bool, sqlx::Error> {
+    let cambiadas: Vec<SagaJson<'_>> = lists
+        .cambiadas()
+        .map(|(stored, expected_version)| SagaJson::of(stored, Some(expected_version)))
+        .collect();
+    let written = sqlx::query(SAVE_STEPS_SQLITE)
+        .bind(json_list(&lists.nuevas))
+        .bind(json_list(&cambiadas))
+        .bind(json_list(&lists.registradas))
+        .fetch_all(&mut **transaction)
+        .await?;
+    Ok(written.len() as i64 == lists.rows())
 }
 
 /// New sagas, inserted from a JSON list (an `INSERT` reads no table, so no plan can go wrong).
@@ -400,88 +607,20 @@ const REGISTRADAS_POSTGRES: &str = "registradas AS (INSERT INTO saga_evento (sag
      RETURNING 1)";
 
 /// [`save_steps`] on PostgreSQL: one statement — the new sagas, one `UPDATE` per changed saga
-/// (by its key and expected version, which any plan looks up in the primary key), and the log
-/// rows — whose answer is the number of rows it wrote. Steps of one saga are collapsed into
-/// one write first: two writes of one row in one statement would not see each other.
+/// (by its key and expected version, which any plan looks up in the primary key, where a
+/// join with a list could be planned as a scan while the table is new), and the log rows —
+/// whose answer is the number of rows it wrote.
 async fn save_steps_postgres(
     transaction: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    steps: &[Step<'_>],
+    lists: &Lists<'_>,
 ) -> Result<bool, sqlx::Error> {
-    let mut collapsed: Vec<Collapsed<'_>> = Vec::new();
-    let mut at: HashMap<Uuid, usize> = HashMap::new();
-    let mut nuevas = Vec::new();
-    let mut registradas = Vec::new();
-    let mut rows_of: HashMap<Uuid, i64> = HashMap::new();
-    for step in steps {
-        let saga = &step.stored.saga;
-        match at.get(&saga.saga_id) {
-            Some(&i) => {
-                // The version the step before it wrote, or the write would not have matched.
-                if step.expected_version != Some(collapsed[i].stored.saga.version) {
-                    return Ok(false);
-                }
-                collapsed[i].stored = step.stored;
-            }
-            None => {
-                at.insert(saga.saga_id, collapsed.len());
-                collapsed.push(Collapsed {
-                    stored: step.stored,
-                    expected_version: step.expected_version,
-                });
-            }
-        }
-        for entry in step.entries {
-            let k = rows_of.entry(saga.saga_id).or_insert(0);
-            *k += 1;
-            registradas.push(serde_json::json!({
-                "saga_evento_id": kernel::new_id(),
-                "saga_id": saga.saga_id,
-                "k": *k,
-                "event_id": entry.event_id,
-                "tipo_evento": entry.tipo_evento,
-                "evento_data": entry.evento_data.to_string(),
-                "estado_procesamiento": entry.estado_procesamiento.as_str(),
-                "error": entry.error,
-                "recibido_en": entry.recibido_en,
-                "procesado_en": entry.procesado_en,
-                "partner_id": saga.partner_id,
-                "onboarding_id": saga.onboarding_id,
-            }));
-        }
-    }
-    let mut updates = 0;
-    for step in &collapsed {
-        let (saga, traza) = (&step.stored.saga, &step.stored.traza);
-        if step.expected_version.is_none() {
-            nuevas.push(serde_json::json!({
-                "saga_id": saga.saga_id,
-                "onboarding_id": saga.onboarding_id,
-                "partner_id": saga.partner_id,
-                "contrato_id": saga.contrato_id,
-                "nombre": saga.nombre,
-                "email": saga.email,
-                "estado": saga.estado.as_str(),
-                "causa": saga.causa,
-                "ultimo_paso": saga.ultimo_paso.as_str(),
-                "ultimo_evento_id": traza.ultimo_evento_id,
-                "paso_deadline": saga.paso_deadline,
-                "correlation_id": traza.correlation_id,
-                "traceparent": traza.traceparent,
-                "creada_en": saga.creada_en,
-                "actualizada_en": saga.actualizada_en,
-                "version": saga.version,
-            }));
-        } else {
-            updates += 1;
-        }
-    }
     // `$1` and `$2` are the JSON lists; each update's own eleven arguments follow.
     let mut parts = vec![NUEVAS_POSTGRES.to_owned(), REGISTRADAS_POSTGRES.to_owned()];
     let mut counts = vec![
         "(SELECT COUNT(*) FROM nuevas)".to_owned(),
         "(SELECT COUNT(*) FROM registradas)".to_owned(),
     ];
-    for n in 0..updates {
+    for n in 0..lists.cambiadas().count() {
         let name = format!("cambiada_{n}");
         parts.push(format!(
             "{name} AS ({} RETURNING 1)",
@@ -490,18 +629,14 @@ async fn save_steps_postgres(
         counts.push(format!("(SELECT COUNT(*) FROM {name})"));
     }
     let sql = format!("WITH {} SELECT {}", parts.join(",\n"), counts.join(" + "));
-    let expected = (collapsed.len() + registradas.len()) as i64;
     let mut query = sqlx::query_scalar::<_, i64>(&sql)
-        .bind(serde_json::Value::Array(nuevas).to_string())
-        .bind(serde_json::Value::Array(registradas).to_string());
-    for step in collapsed
-        .iter()
-        .filter(|step| step.expected_version.is_some())
-    {
-        query = bind_update_saga!(query, step.stored, step.expected_version);
+        .bind(json_list(&lists.nuevas))
+        .bind(json_list(&lists.registradas));
+    for (stored, expected_version) in lists.cambiadas() {
+        query = bind_update_saga!(query, stored, expected_version);
     }
     let written = query.fetch_one(&mut **transaction).await?;
-    Ok(written == expected)
+    Ok(written == lists.rows())
 }
 
 /// Locks a saga for a change until `tx` ends and loads it; `None` when it does not exist.

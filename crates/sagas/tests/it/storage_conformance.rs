@@ -508,6 +508,129 @@ async fn several_steps_of_several_sagas_go_in_one_write(db: &Db) {
     );
 }
 
+/// What a batch writes from its lists reads back as it was written, every column, and is
+/// found like a saga written on its own: by partner and contract, and by the deadline scan,
+/// whose comparison of times must hold for a deadline written either way.
+async fn a_batch_writes_every_field_as_a_lone_write_would(db: &Db) {
+    let now = kernel::now();
+    let mut started = new_saga();
+    started.saga.partner_id = Some(Uuid::now_v7());
+    started.saga.causa = Some("sin \"comillas\" ni ñ".into());
+    // A whole second: its text has no fraction, and must still sort before a later time's.
+    let whole_second = chrono::DateTime::from_timestamp(now.timestamp() - 1, 0).unwrap();
+    started.saga.paso_deadline = Some(whole_second);
+    let mut changed = new_saga();
+    insert(db, &changed).await;
+    changed.saga.partner_id = Some(Uuid::now_v7());
+    changed.saga.contrato_id = Some(Uuid::now_v7());
+    changed.saga.ultimo_paso = Paso::ContratoCreado;
+    changed.saga.paso_deadline = Some(now - TimeDelta::microseconds(1));
+    changed.saga.actualizada_en = now;
+    changed.saga.version = 2;
+    changed.traza.ultimo_evento_id = Uuid::now_v7();
+    let mut failed = entry("ContratoCreado");
+    failed.estado_procesamiento = EstadoProcesamiento::Error;
+    failed.error = Some("línea 1\nlínea 2".into());
+    failed.procesado_en = None;
+    failed.evento_data = json!({"texto": "a \"b\" \\ c", "n": 1.5, "nada": null});
+    let logged = entry("CreatePartner");
+    let mut tx = db.begin().await.unwrap();
+    let steps = [
+        repo::Step {
+            stored: &started,
+            expected_version: None,
+            entries: std::slice::from_ref(&logged),
+        },
+        repo::Step {
+            stored: &changed,
+            expected_version: Some(1),
+            entries: std::slice::from_ref(&failed),
+        },
+    ];
+    assert!(repo::save_steps(&mut tx, &steps).await.unwrap());
+    tx.commit().await.unwrap();
+
+    for stored in [&started, &changed] {
+        assert_eq!(
+            repo::find(db, stored.saga.saga_id).await.unwrap().as_ref(),
+            Some(stored)
+        );
+    }
+    for (saga, written) in [(&started.saga, &logged), (&changed.saga, &failed)] {
+        let log = repo::log(db, saga.saga_id).await.unwrap();
+        let row = log.last().unwrap();
+        assert_eq!(row.orden, log.len() as i64);
+        assert_eq!(
+            (
+                row.saga_id,
+                row.event_id,
+                &row.tipo_evento,
+                &row.evento_data,
+                row.estado_procesamiento,
+                &row.error,
+                row.recibido_en,
+                row.procesado_en,
+                row.partner_id,
+                row.onboarding_id,
+            ),
+            (
+                saga.saga_id,
+                written.event_id,
+                &written.tipo_evento,
+                &written.evento_data,
+                written.estado_procesamiento,
+                &written.error,
+                written.recibido_en,
+                written.procesado_en,
+                saga.partner_id,
+                Some(saga.onboarding_id),
+            )
+        );
+    }
+    let mut tx = db.begin().await.unwrap();
+    assert_eq!(
+        repo::saga_of_partner(&mut tx, started.saga.partner_id.unwrap())
+            .await
+            .unwrap(),
+        Some(started.saga.saga_id)
+    );
+    assert_eq!(
+        repo::saga_of_contrato(&mut tx, changed.saga.contrato_id.unwrap())
+            .await
+            .unwrap(),
+        Some(changed.saga.saga_id)
+    );
+    drop(tx);
+    assert_eq!(
+        repo::due(db, now, 10).await.unwrap(),
+        [started.saga.saga_id, changed.saga.saga_id]
+    );
+    assert_eq!(
+        repo::due(db, whole_second + TimeDelta::milliseconds(500), 10)
+            .await
+            .unwrap(),
+        [started.saga.saga_id]
+    );
+
+    // A change from a version the saga has left is refused, whatever else the batch holds.
+    let mut stale = changed.clone();
+    stale.saga.version = 3;
+    let mut tx = db.begin().await.unwrap();
+    let steps = [
+        repo::Step {
+            stored: &new_saga(),
+            expected_version: None,
+            entries: &[],
+        },
+        repo::Step {
+            stored: &stale,
+            expected_version: Some(1),
+            entries: &[entry("SagaTimeout")],
+        },
+    ];
+    assert!(!repo::save_steps(&mut tx, &steps).await.unwrap());
+}
+
 testkit::on_both_backends!(
     crate::helpers::SCHEMA;
     a_saga_round_trips,
@@ -520,4 +643,5 @@ testkit::on_both_backends!(
     lists_filter_count_and_paginate,
     timestamps_round_trip_in_utc,
     several_steps_of_several_sagas_go_in_one_write,
+    a_batch_writes_every_field_as_a_lone_write_would,
 );
