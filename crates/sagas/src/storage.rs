@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use ::storage::{with_reader, with_tx, Db, Tx};
+use ::storage::{json_list, with_reader, with_tx, Db, Hex, Stamp, Tx};
 
 use crate::domain::{EstadoProcesamiento, EstadoSaga, Paso, Saga};
 
@@ -348,9 +348,8 @@ struct Collapsed<'a> {
 
 /// A batch of steps as the statements of [`save_steps`] read it. Steps of one saga are
 /// collapsed into one write first, because two writes of one row in one statement would not
-/// see each other. Rows are serialized straight from these borrowing structs, with ids as
-/// bare hex and times as the text sqlx writes for SQLite, which SQLite stores as they are
-/// (`unhex` for ids) and PostgreSQL parses.
+/// see each other. Rows are serialized straight from these borrowing structs
+/// (`storage::json_list`).
 struct Lists<'a> {
     collapsed: Vec<Collapsed<'a>>,
     /// New sagas.
@@ -424,25 +423,6 @@ struct LogJson<'a> {
     onboarding_id: Hex,
 }
 
-/// An id as bare hex, without a `String` of its own.
-struct Hex(Uuid);
-
-impl serde::Serialize for Hex {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.0.simple().encode_lower(&mut Uuid::encode_buffer()))
-    }
-}
-
-/// A time as sqlx writes a `DateTime<Utc>` on SQLite, so that rows written from a list read
-/// back, and compare as text, like rows written with a bound time.
-struct Stamp(DateTime<Utc>);
-
-impl serde::Serialize for Stamp {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false))
-    }
-}
-
 impl<'a> Lists<'a> {
     /// `None`: a step of a saga does not follow the one before it in the batch.
     fn of(steps: &'a [Step<'a>]) -> Option<Self> {
@@ -512,20 +492,13 @@ impl<'a> Lists<'a> {
     }
 }
 
-fn json_list<T: serde::Serialize>(rows: &[T]) -> String {
-    serde_json::to_string(rows).expect("rows serialize to JSON")
-}
-
 /// [`save_steps`] on SQLite: three statements of fixed text (prepared once per connection)
 /// in one query — the new sagas, the changed ones (`UPDATE … FROM` the list, each by its key
 /// and expected version) and the log rows, each numbered after its saga's last row as the
 /// statement found it plus its place `k` (SQLite computes an `INSERT … SELECT` that reads its
 /// own table in full before inserting). Each saga written returns a row; the log rows are
 /// inserted whole or the query fails.
-///
-/// Each list's elements are made JSONB once (`MATERIALIZED`): `json_each` hands out an object
-/// element as text, so each `value ->> …` turned the whole element, log data included, back
-/// into text and parsed it again — most of the statement's time when it read `value` directly.
+/// Each list is made JSONB once (see `storage::json_list`).
 const SAVE_STEPS_SQLITE: &str = "WITH nuevas AS MATERIALIZED (
         SELECT key, jsonb(value) AS r FROM json_each($1))
      INSERT INTO saga (saga_id, onboarding_id, partner_id, contrato_id, nombre, email, estado,

@@ -199,6 +199,40 @@ pub fn hex_list<const N: usize>(rows: impl Iterator<Item = [uuid::Uuid; N]>) -> 
     serde_json::to_string(&rows).expect("strings serialize to JSON")
 }
 
+/// An id in a JSON list of rows, as bare hex: SQLite stores it as its 16-byte blob
+/// (`unhex`), PostgreSQL parses it as a uuid. Serialized without a `String` of its own.
+pub struct Hex(pub uuid::Uuid);
+
+impl serde::Serialize for Hex {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(
+            self.0
+                .simple()
+                .encode_lower(&mut uuid::Uuid::encode_buffer()),
+        )
+    }
+}
+
+/// A time in a JSON list of rows, as the text sqlx writes for a `DateTime<Utc>` on SQLite, so
+/// that a row written from a list reads back, and compares as text, like one written with a
+/// bound time (SQLite keeps times as text); PostgreSQL parses it.
+pub struct Stamp(pub chrono::DateTime<chrono::Utc>);
+
+impl serde::Serialize for Stamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false))
+    }
+}
+
+/// Rows as one JSON list, bound as one parameter: a batch's writes as statements of fixed
+/// text. On SQLite each list is read as `WITH listed AS MATERIALIZED (SELECT key, jsonb(value)
+/// AS r FROM json_each($n))`: `json_each` hands out an object as text, which every `value ->>
+/// …` would rebuild from the whole row and parse again; made JSONB once, each read is a
+/// look-up (BENCHMARKS.md, fourteenth run).
+pub fn json_list<T: serde::Serialize>(rows: &[T]) -> String {
+    serde_json::to_string(rows).expect("rows serialize to JSON")
+}
+
 #[cfg(test)]
 mod tests {
     use super::{joined, renumbered};

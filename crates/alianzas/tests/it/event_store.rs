@@ -513,6 +513,9 @@ async fn a_batch_of_writes_lands_whole_and_a_contracts_second_write_follows_its_
     let (a, b) = (afters[0].clone(), afters[1].clone());
     assert_eq!(load(db, a.id()).await, a);
     assert_eq!(load(db, b.id()).await, b);
+    // The read model's rows hold every field the contracts have.
+    assert_eq!(repo::find(db, a.id()).await.unwrap().as_ref(), Some(&a));
+    assert_eq!(repo::find(db, b.id()).await.unwrap().as_ref(), Some(&b));
     let mut tx = db.begin().await.unwrap();
     let linked = repo::contrato_of_partner(&mut tx, partner_a).await.unwrap();
     drop(tx);
