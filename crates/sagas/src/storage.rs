@@ -497,8 +497,8 @@ impl<'a> Lists<'a> {
 /// and expected version) and the log rows, each numbered after its saga's last row as the
 /// statement found it plus its place `k` (SQLite computes an `INSERT … SELECT` that reads its
 /// own table in full before inserting). Each saga written returns a row; the log rows are
-/// inserted whole or the query fails.
-/// Each list is made JSONB once (see `storage::json_list`).
+/// inserted whole or the query fails. Each list is made JSONB once (see
+/// `storage::json_list`).
 const SAVE_STEPS_SQLITE: &str = "WITH nuevas AS MATERIALIZED (
         SELECT key, jsonb(value) AS r FROM json_each($1))
      INSERT INTO saga (saga_id, onboarding_id, partner_id, contrato_id, nombre, email, estado,
