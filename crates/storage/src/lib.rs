@@ -64,27 +64,41 @@ macro_rules! with_tx {
 /// by moving each one's placeholders past the arguments of those before it.
 pub fn renumbered(sql: &str, offset: usize) -> String {
     let mut out = String::with_capacity(sql.len() + 16);
-    let mut chars = sql.chars().peekable();
-    let mut quote: Option<char> = None;
-    while let Some(c) = chars.next() {
-        out.push(c);
+    push_renumbered(&mut out, sql, offset);
+    out
+}
+
+/// [`renumbered`] appended to `out`. Scans bytes and copies the text between placeholders
+/// whole: every byte it looks for (`$`, quotes, digits) is ASCII, which never occurs inside a
+/// multi-byte UTF-8 character, so the slices it copies are whole characters.
+fn push_renumbered(out: &mut String, sql: &str, offset: usize) {
+    use std::fmt::Write as _;
+    let bytes = sql.as_bytes();
+    let mut copied = 0;
+    let mut quote: Option<u8> = None;
+    let mut at = 0;
+    while at < bytes.len() {
+        let b = bytes[at];
+        at += 1;
         match quote {
             // A doubled quote inside a literal closes and reopens it: the same as staying in.
-            Some(open) if c == open => quote = None,
+            Some(open) if b == open => quote = None,
             Some(_) => {}
-            None if c == '\'' || c == '"' => quote = Some(c),
-            None if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) => {
+            None if b == b'\'' || b == b'"' => quote = Some(b),
+            None if b == b'$' && bytes.get(at).is_some_and(u8::is_ascii_digit) => {
+                out.push_str(&sql[copied..at]);
                 let mut n = 0usize;
-                while let Some(digit) = chars.peek().and_then(|d| d.to_digit(10)) {
-                    n = n * 10 + digit as usize;
-                    chars.next();
+                while let Some(digit) = bytes.get(at).filter(|d| d.is_ascii_digit()) {
+                    n = n * 10 + usize::from(digit - b'0');
+                    at += 1;
                 }
-                out.push_str(&(n + offset).to_string());
+                write!(out, "{}", n + offset).expect("writing to a String cannot fail");
+                copied = at;
             }
             None => {}
         }
     }
-    out
+    out.push_str(&sql[copied..]);
 }
 
 /// Statements written with their own `$1…`, each `(sql, params)`, as one query: each one's
@@ -96,7 +110,7 @@ pub fn joined<'a>(statements: impl IntoIterator<Item = (&'a str, usize)>) -> Str
         if !sql.is_empty() {
             sql.push_str(";\n");
         }
-        sql.push_str(&renumbered(statement, params));
+        push_renumbered(&mut sql, statement, params);
         params += count;
     }
     sql
@@ -248,6 +262,11 @@ mod tests {
         );
         assert_eq!(renumbered("SELECT $1", 0), "SELECT $1");
         assert_eq!(renumbered("SELECT 1 -- $ alone", 4), "SELECT 1 -- $ alone");
+        // Text around the placeholders is copied whole, multi-byte characters included.
+        assert_eq!(
+            renumbered("SELECT 'año $1', $1||$9 AS ñandú, $1$2 -- é$", 9),
+            "SELECT 'año $1', $10||$18 AS ñandú, $10$11 -- é$"
+        );
     }
 
     #[test]
