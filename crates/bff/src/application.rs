@@ -94,25 +94,22 @@ struct Started {
 /// The most onboardings one commit carries.
 const GROUP_MAX: usize = 128;
 
-/// Writes a group of onboardings and their commands in one transaction: three statements
-/// and one commit however many there are, where one transaction each cost that per request.
+/// Writes a group of onboardings and their commands in one transaction, sent as one query
+/// (`repo::insert_started`) however many there are, where one transaction each cost four trips
+/// to the database per request. Then wakes the relay.
 async fn write_started(
     db: Db,
     wake: Arc<Notify>,
     started: Vec<Started>,
 ) -> Result<(), GroupCommitError> {
     let onboardings: Vec<&Onboarding> = started.iter().map(|s| &s.onboarding).collect();
-    let mut tx = db.begin().await?;
-    repo::insert_onboardings(&mut tx, &onboardings)
-        .await
-        .map_err(|error| match error {
-            RepoError::Sqlx(error) => GroupCommitError::from(error),
-            other => GroupCommitError::Failed(other.to_string()),
-        })?;
-    for started in &started {
-        outbox::append(&mut tx, CreatePartner::TOPIC, &started.command);
-    }
-    outbox::commit_and_wake(tx, &wake).await?;
+    repo::insert_started(
+        &db,
+        &onboardings,
+        started.iter().map(|s| (CreatePartner::TOPIC, &s.command)),
+    )
+    .await?;
+    wake.notify_one();
     Ok(())
 }
 

@@ -1,10 +1,13 @@
 //! The BFF's own table: the onboardings it started. Written once with `$n` placeholders for
-//! both backends; the outbox row of each onboarding's `CreatePartner` goes into the same
+//! both backends; the outbox row of each onboarding's `CreatePartner` is written in the same
 //! transaction (see `application`).
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use storage::{with_reader, with_tx, Db, Migration, Tx};
+use std::sync::OnceLock;
+
+use kernel::Envelope;
+use storage::{outbox, with_reader, with_tx, Arg, Backend, Db, Migration, StorageError, Tx};
 use uuid::Uuid;
 
 use crate::domain::{Onboarding, SolicitudPartner};
@@ -82,13 +85,16 @@ pub async fn insert_onboarding(tx: &mut Tx, onboarding: &Onboarding) -> Result<(
     Ok(())
 }
 
-/// Inserts new onboardings in one statement: the rows as a JSON list, unpacked by the
-/// database (SQLite stores ids as 16-byte blobs, PostgreSQL parses the hex as a uuid). The
-/// time is written as sqlx writes a `DateTime<Utc>` on SQLite, so every row reads back alike.
-pub async fn insert_onboardings(tx: &mut Tx, onboardings: &[&Onboarding]) -> Result<(), RepoError> {
-    if let [onboarding] = onboardings {
-        return insert_onboarding(tx, onboarding).await;
-    }
+/// Writes new onboardings and the outbox rows of their commands (`(topic, envelope)`, in
+/// order) as one transaction in one trip to the database ([`Db::write_once`]): the onboardings
+/// as a JSON list unpacked by the database (SQLite stores ids as 16-byte blobs, PostgreSQL
+/// parses the hex as a uuid), the time written as sqlx writes a `DateTime<Utc>` on SQLite, so
+/// every row reads back alike. Nothing is written if any of it fails.
+pub async fn insert_started<'a>(
+    db: &Db,
+    onboardings: &[&Onboarding],
+    commands: impl IntoIterator<Item = (&'a str, &'a Envelope)>,
+) -> Result<(), StorageError> {
     let rows: Vec<Value> = onboardings
         .iter()
         .map(|onboarding| {
@@ -106,26 +112,40 @@ pub async fn insert_onboardings(tx: &mut Tx, onboardings: &[&Onboarding]) -> Res
             ])
         })
         .collect();
-    let sql = match tx.backend() {
-        storage::Backend::Sqlite => {
-            "INSERT INTO onboarding (onboarding_id, saga_id, nombre, email, tipo, solicitud, creada_en)
-             SELECT unhex(value ->> 0), unhex(value ->> 1), value ->> 2, value ->> 3,
-                 value ->> 4, value ->> 5, value ->> 6
-             FROM json_each($1)"
-        }
-        storage::Backend::Postgres => {
-            "INSERT INTO onboarding (onboarding_id, saga_id, nombre, email, tipo, solicitud, creada_en)
-             SELECT (value ->> 0)::uuid, (value ->> 1)::uuid, value ->> 2, value ->> 3,
-                 value ->> 4, value ->> 5, (value ->> 6)::timestamptz
-             FROM jsonb_array_elements($1::jsonb)"
-        }
-    };
-    with_tx!(tx, conn => sqlx::query(sql)
-        .bind(Value::Array(rows).to_string())
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(())
+    static SQL: OnceLock<(String, String)> = OnceLock::new();
+    let (sqlite, postgres) = SQL.get_or_init(|| {
+        // `$1` the onboardings; the outbox rows' `$1` (time) and `$2` (list) become `$2`, `$3`.
+        let outbox_rows = |backend| storage::renumbered(outbox::insert_list(backend), 1);
+        (
+            format!(
+                "INSERT INTO onboarding (onboarding_id, saga_id, nombre, email, tipo, solicitud, creada_en)
+                 SELECT unhex(value ->> 0), unhex(value ->> 1), value ->> 2, value ->> 3,
+                     value ->> 4, value ->> 5, value ->> 6
+                 FROM json_each($1);
+                 {}",
+                outbox_rows(Backend::Sqlite)
+            ),
+            format!(
+                "WITH onboarded AS (
+                     INSERT INTO onboarding (onboarding_id, saga_id, nombre, email, tipo, solicitud, creada_en)
+                     SELECT (value ->> 0)::uuid, (value ->> 1)::uuid, value ->> 2, value ->> 3,
+                         value ->> 4, value ->> 5, (value ->> 6)::timestamptz
+                     FROM jsonb_array_elements($1::jsonb))
+                 {}",
+                outbox_rows(Backend::Postgres)
+            ),
+        )
+    });
+    db.write_once(
+        sqlite,
+        postgres,
+        vec![
+            Arg::Text(Value::Array(rows).to_string()),
+            Arg::Time(kernel::now()),
+            Arg::Text(outbox::list(commands)),
+        ],
+    )
+    .await
 }
 
 /// The onboarding with this temporary id, if this BFF started it.

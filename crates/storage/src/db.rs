@@ -4,6 +4,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, PgPool, Postgres, Sqlite, SqlitePool};
@@ -178,6 +180,55 @@ impl Db {
         })
     }
 
+    /// Writes that read nothing back, as one transaction in one trip to the database where a
+    /// [`Tx`] costs four (`BEGIN`, the writes, the outbox rows, `COMMIT`): on SQLite each is a
+    /// trip to the writer connection's thread and back, and wakes two threads each way.
+    ///
+    /// On SQLite `sqlite` may hold several statements: they run after the `BEGIN` and before
+    /// the `COMMIT` of the same query, so they commit together or not at all. Should one fail,
+    /// the transaction is rolled back before the connection goes back to the pool (a
+    /// connection that cannot roll back is closed instead). On PostgreSQL `postgres` must be a
+    /// single statement (data-modifying `WITH` clauses chain the writes), which commits on its
+    /// own. The query runs in a task of its own, as `begin` does: a caller that goes away
+    /// cannot stop it between the `BEGIN` and the `COMMIT`.
+    pub async fn write_once(
+        &self,
+        sqlite: &str,
+        postgres: &str,
+        args: Vec<Arg>,
+    ) -> Result<(), StorageError> {
+        let db = self.clone();
+        let sql = match self {
+            Db::Sqlite { .. } => format!("{BEGIN_SQLITE}; {sqlite}; COMMIT"),
+            Db::Postgres(_) => postgres.to_owned(),
+        };
+        let written = tokio::spawn(async move {
+            match db {
+                Db::Sqlite { writer, .. } => {
+                    let mut conn = writer.acquire().await?;
+                    let written = Arg::bind_all(sqlx::query(&sql), args)
+                        .execute(&mut *conn)
+                        .await;
+                    if written.is_err() {
+                        roll_back_or_close(conn).await;
+                    }
+                    written.map(drop)
+                }
+                Db::Postgres(pool) => Arg::bind_all(sqlx::query(&sql), args)
+                    .execute(&pool)
+                    .await
+                    .map(drop),
+            }
+        })
+        .await;
+        match written {
+            Ok(written) => Ok(written?),
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            // Only a runtime shutting down cancels the task.
+            Err(_) => Err(sqlx::Error::PoolClosed.into()),
+        }
+    }
+
     /// A trivial round-trip, for `/ready`.
     pub async fn ping(&self) -> Result<(), StorageError> {
         crate::with_reader!(self, conn => sqlx::query("SELECT 1").execute(conn).await.map(|r| r.rows_affected()))?;
@@ -234,6 +285,48 @@ impl Tx {
         match self.conn {
             TxConn::Sqlite(_) => Backend::Sqlite,
             TxConn::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+/// An argument of [`Db::write_once`], bound as each backend binds its type.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Text(String),
+    Time(DateTime<Utc>),
+}
+
+impl Arg {
+    fn bind_all<'q, DB>(
+        mut query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+        args: Vec<Arg>,
+    ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+    where
+        DB: sqlx::Database,
+        String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        for arg in args {
+            query = match arg {
+                Arg::Text(text) => query.bind(text),
+                Arg::Time(time) => query.bind(time),
+            };
+        }
+        query
+    }
+}
+
+/// After a failed [`Db::write_once`] on SQLite: ends the transaction its query began, if it
+/// is still open (SQLite rolls back by itself after some errors, and then `ROLLBACK` answers
+/// that none is active). A connection that cannot say either way is closed rather than handed
+/// to the next writer inside a transaction.
+async fn roll_back_or_close(mut conn: sqlx::pool::PoolConnection<Sqlite>) {
+    match sqlx::query("ROLLBACK").execute(&mut *conn).await {
+        Ok(_) => {}
+        Err(sqlx::Error::Database(error)) if error.message().contains("no transaction") => {}
+        Err(error) => {
+            tracing::error!(%error, "could not roll back a failed write; closing its connection");
+            conn.close_on_drop();
         }
     }
 }

@@ -13,7 +13,7 @@ pub mod outbox;
 mod repo;
 
 pub use consume::{Transactional, TxCounts, TxHandler};
-pub use db::{is_unavailable, is_unique_violation, Backend, Db, StorageError, Tx, TxConn};
+pub use db::{is_unavailable, is_unique_violation, Arg, Backend, Db, StorageError, Tx, TxConn};
 pub use group_commit::{GroupCommit, GroupCommitError};
 pub use migrate::{migrate, Migration};
 pub use repo::RepoError;

@@ -83,26 +83,11 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<(), sqlx::Error> {
             .map(|r| r.rows_affected()))?;
         }
         _ => {
-            // `[[bare hex id, topic, envelope], …]`: SQLite stores ids as 16-byte blobs
-            // (`unhex`), PostgreSQL parses the hex as a uuid.
-            let list: Vec<(String, &str, &str)> = rows
-                .iter()
-                .map(|(id, topic, body)| (id.simple().to_string(), topic.as_str(), body.as_str()))
-                .collect();
-            let list = serde_json::to_string(&list).expect("strings serialize to JSON");
-            let sql = match tx.backend() {
-                crate::Backend::Sqlite => {
-                    "INSERT INTO outbox (event_id, topic, envelope, created_at)
-                     SELECT unhex(value ->> 0), value ->> 1, value ->> 2, $1
-                     FROM json_each($2) ORDER BY key"
-                }
-                crate::Backend::Postgres => {
-                    "INSERT INTO outbox (event_id, topic, envelope, created_at)
-                     SELECT (value ->> 0)::uuid, value ->> 1, value ->> 2, $1
-                     FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS r (value, n)
-                     ORDER BY n"
-                }
-            };
+            let list = encode_list(
+                rows.iter()
+                    .map(|(id, topic, body)| (*id, topic.as_str(), body.as_str())),
+            );
+            let sql = insert_list(tx.backend());
             crate::with_tx!(&mut *tx, conn => sqlx::query(sql)
                 .bind(kernel::now())
                 .bind(list)
@@ -112,6 +97,51 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<(), sqlx::Error> {
         }
     }
     Ok(())
+}
+
+/// The statement that writes a [`list`] of rows, in the list's order (the relay publishes by
+/// `outbox_id`), with `$1` the time they were written and `$2` the list: SQLite stores ids as
+/// 16-byte blobs (`unhex`), PostgreSQL parses the hex as a uuid. For a query that writes them
+/// with other writes ([`crate::Db::write_once`]), its placeholders move with
+/// [`crate::renumbered`].
+pub fn insert_list(backend: crate::Backend) -> &'static str {
+    match backend {
+        crate::Backend::Sqlite => {
+            "INSERT INTO outbox (event_id, topic, envelope, created_at)
+             SELECT unhex(value ->> 0), value ->> 1, value ->> 2, $1
+             FROM json_each($2) ORDER BY key"
+        }
+        crate::Backend::Postgres => {
+            "INSERT INTO outbox (event_id, topic, envelope, created_at)
+             SELECT (value ->> 0)::uuid, value ->> 1, value ->> 2, $1
+             FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS r (value, n)
+             ORDER BY n"
+        }
+    }
+}
+
+/// The outbox rows of `envelopes`, each published on its topic, as the JSON list
+/// [`insert_list`] reads: `[[bare hex id, topic, envelope], …]`.
+pub fn list<'a>(envelopes: impl IntoIterator<Item = (&'a str, &'a Envelope)>) -> String {
+    let rows: Vec<(&Envelope, &str, String)> = envelopes
+        .into_iter()
+        .map(|(topic, envelope)| {
+            let body = serde_json::to_string(envelope).expect("envelopes serialize to JSON");
+            (envelope, topic, body)
+        })
+        .collect();
+    encode_list(
+        rows.iter()
+            .map(|(envelope, topic, body)| (envelope.id, *topic, body.as_str())),
+    )
+}
+
+/// `(event id, topic, envelope text)` rows as the JSON list [`insert_list`] reads.
+fn encode_list<'a>(rows: impl Iterator<Item = (uuid::Uuid, &'a str, &'a str)>) -> String {
+    let rows: Vec<(crate::Hex, &str, &str)> = rows
+        .map(|(id, topic, body)| (crate::Hex(id), topic, body))
+        .collect();
+    serde_json::to_string(&rows).expect("strings serialize to JSON")
 }
 
 /// Commits `tx` and, if it appended outbox rows, wakes the relay (`Relay::waker`) so they leave

@@ -108,7 +108,13 @@ async fn the_row_and_its_command_roll_back_together(db: &Db) {
         .all(|(_, row)| row.id != envelope.id));
 }
 
-/// Onboardings written together in one statement read back exactly as one written alone.
+fn command_of(onboarding: &Onboarding) -> Envelope {
+    let command = bff::application::create_partner_command(onboarding);
+    Envelope::wrap("bff", &command, EnvelopeContext::default())
+}
+
+/// Onboardings written together, with their commands, in one query read back exactly as one
+/// written alone, and their commands wait in the outbox in the group's order.
 async fn onboardings_written_together_read_back_as_one_alone(db: &Db) {
     let alone = onboarding(kernel::new_id());
     insert(db, &alone).await.unwrap();
@@ -119,12 +125,15 @@ async fn onboardings_written_together_read_back_as_one_alone(db: &Db) {
         solicitud("otra@example.com", None),
         kernel::now(),
     ));
-    let mut tx = db.begin().await.unwrap();
     let together_refs: Vec<&Onboarding> = together.iter().collect();
-    repo::insert_onboardings(&mut tx, &together_refs)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    let commands: Vec<Envelope> = together.iter().map(command_of).collect();
+    repo::insert_started(
+        db,
+        &together_refs,
+        commands.iter().map(|c| (CreatePartner::TOPIC, c)),
+    )
+    .await
+    .unwrap();
 
     let expected = |onboarding: &Onboarding| repo::OnboardingRecord {
         onboarding_id: onboarding.onboarding_id,
@@ -142,11 +151,64 @@ async fn onboardings_written_together_read_back_as_one_alone(db: &Db) {
             .expect("stored");
         assert_eq!(stored, expected(onboarding));
     }
+    let queued: Vec<(String, Envelope)> = outbox_rows(db)
+        .await
+        .into_iter()
+        .filter(|(_, row)| commands.iter().any(|c| c.id == row.id))
+        .collect();
+    let expected: Vec<(String, Envelope)> = commands
+        .iter()
+        .map(|c| (CreatePartner::TOPIC.to_owned(), c.clone()))
+        .collect();
+    assert_eq!(queued, expected);
+}
+
+/// A group whose outbox rows cannot be written (the same command twice) leaves none of its
+/// onboardings behind either, and the next group is written: the failed query's transaction
+/// was ended, not left open on the writer.
+async fn a_failed_group_leaves_nothing_and_the_next_one_is_written(db: &Db) {
+    let before = onboarding_count(db).await;
+    let group = [onboarding(kernel::new_id()), onboarding(kernel::new_id())];
+    let refs: Vec<&Onboarding> = group.iter().collect();
+    let command = command_of(&group[0]);
+    let failed = repo::insert_started(
+        db,
+        &refs,
+        [
+            (CreatePartner::TOPIC, &command),
+            (CreatePartner::TOPIC, &command),
+        ],
+    )
+    .await;
+    assert!(
+        matches!(failed, Err(storage::StorageError::Sqlx(ref error)) if storage::is_unique_violation(error)),
+        "{failed:?}"
+    );
+    assert_eq!(onboarding_count(db).await, before);
+    assert!(outbox_rows(db)
+        .await
+        .iter()
+        .all(|(_, row)| row.id != command.id));
+
+    let next = onboarding(kernel::new_id());
+    let next_command = command_of(&next);
+    repo::insert_started(db, &[&next], [(CreatePartner::TOPIC, &next_command)])
+        .await
+        .unwrap();
+    assert_eq!(onboarding_count(db).await, before + 1);
+    assert!(repo::find_onboarding(db, next.onboarding_id)
+        .await
+        .unwrap()
+        .is_some());
+    // Written outside any transaction of the writer's: a later `Tx` begins and commits.
+    insert(db, &onboarding(kernel::new_id())).await.unwrap();
+    assert_eq!(onboarding_count(db).await, before + 2);
 }
 
 async fn run_suite(db: &Db) {
     an_onboarding_round_trips(db).await;
     onboardings_written_together_read_back_as_one_alone(db).await;
+    a_failed_group_leaves_nothing_and_the_next_one_is_written(db).await;
     an_unknown_onboarding_is_none(db).await;
     one_onboarding_per_saga(db).await;
     the_row_and_its_command_roll_back_together(db).await;
