@@ -2,11 +2,11 @@
 //! both backends; the outbox row of each onboarding's `CreatePartner` is written in the same
 //! transaction (see `application`).
 
-use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
 use std::sync::OnceLock;
 
+use chrono::{DateTime, Utc};
 use kernel::Envelope;
+use serde_json::{json, Value};
 use storage::{outbox, with_reader, with_tx, Arg, Backend, Db, Migration, StorageError, Tx};
 use uuid::Uuid;
 
