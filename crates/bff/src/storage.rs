@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 use chrono::{DateTime, Utc};
 use kernel::Envelope;
 use serde_json::{json, Value};
-use storage::{outbox, with_reader, with_tx, Arg, Backend, Db, Migration, StorageError, Tx};
+use storage::{
+    outbox, with_reader, with_tx, Arg, Backend, Db, Hex, Migration, Stamp, StorageError, Tx,
+};
 use uuid::Uuid;
 
 use crate::domain::{Onboarding, SolicitudPartner};
@@ -95,21 +97,19 @@ pub async fn insert_started<'a>(
     onboardings: &[&Onboarding],
     commands: impl IntoIterator<Item = (&'a str, &'a Envelope)>,
 ) -> Result<(), StorageError> {
-    let rows: Vec<Value> = onboardings
+    let rows: Vec<_> = onboardings
         .iter()
         .map(|onboarding| {
             let solicitud = &onboarding.solicitud;
-            json!([
-                onboarding.onboarding_id.simple().to_string(),
-                onboarding.saga_id.simple().to_string(),
+            (
+                Hex(onboarding.onboarding_id),
+                Hex(onboarding.saga_id),
                 solicitud.nombre.as_str(),
                 solicitud.email.as_str(),
                 solicitud.tipo.as_str(),
                 solicitud_json(solicitud).to_string(),
-                onboarding
-                    .creada_en
-                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
-            ])
+                Stamp(onboarding.creada_en),
+            )
         })
         .collect();
     static SQL: OnceLock<(String, String)> = OnceLock::new();
@@ -140,7 +140,7 @@ pub async fn insert_started<'a>(
         sqlite,
         postgres,
         vec![
-            Arg::Text(Value::Array(rows).to_string()),
+            Arg::Text(storage::json_list(&rows)),
             Arg::Time(kernel::now()),
             Arg::Text(outbox::list(commands)),
         ],
