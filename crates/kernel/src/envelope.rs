@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -37,7 +38,51 @@ pub struct Envelope {
     /// Set only on a dead-lettered copy: how many times it was attempted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadletterattempts: Option<u32>,
-    pub data: Value,
+    pub data: Payload,
+}
+
+/// An envelope's `data`: the event's JSON text as it arrived, checked to be JSON but not parsed
+/// into a tree. A message is read once, by the handler that decodes it into its own type, and a
+/// relay or a log that only passes the payload on copies text instead of rebuilding and
+/// re-serializing a tree per message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Payload(Box<RawValue>);
+
+impl Payload {
+    /// The JSON of `value`.
+    pub fn of<T: Serialize + ?Sized>(value: &T) -> Self {
+        Self(serde_json::value::to_raw_value(value).expect("payloads serialize to JSON"))
+    }
+
+    /// The JSON text, exactly as it arrived.
+    pub fn text(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The payload as a tree, for code that inspects fields it has no type for.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(self.text()).expect("a payload holds JSON")
+    }
+
+    /// Reads the payload as `T`.
+    pub fn read<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.text())
+    }
+}
+
+/// Payloads are equal when their texts are: a relay passes the text on unchanged, so a message
+/// and its copy compare equal; two serializations of one value need not.
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.text() == other.text()
+    }
+}
+
+impl From<Value> for Payload {
+    fn from(value: Value) -> Self {
+        Self::of(&value)
+    }
 }
 
 /// Where a new event sits in a conversation: the saga it belongs to and the message that caused
@@ -94,7 +139,7 @@ impl Envelope {
             deadlettertopic: None,
             deadlettererror: None,
             deadletterattempts: None,
-            data: serde_json::to_value(event).expect("integration events serialize to JSON"),
+            data: Payload::of(event),
         }
     }
 
@@ -116,11 +161,10 @@ impl Envelope {
         }
         let version = self.schema_version()?;
         if version == E::VERSION {
-            // Nothing to upcast: read the payload where it lies instead of from a copy of its
-            // whole tree, which every consumed message would pay for.
-            return Ok(E::deserialize(&self.data)?);
+            // Nothing to upcast: read the event straight from the payload's text.
+            return Ok(self.data.read()?);
         }
-        let data = E::upcast(version, self.data.clone())?;
+        let data = E::upcast(version, self.data.read()?)?;
         Ok(serde_json::from_value(data)?)
     }
 
@@ -186,6 +230,31 @@ mod tests {
     }
 
     #[test]
+    fn a_payload_is_passed_on_as_the_text_it_arrived_in() {
+        let envelope = Envelope::wrap(
+            "test",
+            &Greeted {
+                name: "ana".into(),
+                polite: true,
+            },
+            EnvelopeContext::default(),
+        );
+        let mut wire: Value = serde_json::from_slice(&envelope.to_json()).unwrap();
+        wire["data"] = Value::Null;
+        let data = r#"{ "polite" : true,"name":"ñandú \u00e9" }"#;
+        let text = wire
+            .to_string()
+            .replace(r#""data":null"#, &format!(r#""data":{data}"#));
+        let received = Envelope::from_json(text.as_bytes()).unwrap();
+        assert_eq!(received.data.text(), data);
+        let passed_on = String::from_utf8(received.to_json()).unwrap();
+        assert!(passed_on.contains(data), "{passed_on}");
+        assert_eq!(received.decode::<Greeted>().unwrap().name, "ñandú é");
+        assert_eq!(received.data.value()["polite"], true);
+        assert!(Envelope::from_json(text.replace(data, "{\"name\":").as_bytes()).is_err());
+    }
+
+    #[test]
     fn an_older_version_is_upcast_on_read() {
         let mut envelope = Envelope::wrap(
             "test",
@@ -196,7 +265,7 @@ mod tests {
             EnvelopeContext::default(),
         );
         envelope.dataschema = "urn:alpes:Greeted:v1".into();
-        envelope.data = serde_json::json!({"name": "ana"});
+        envelope.data = serde_json::json!({"name": "ana"}).into();
         let event: Greeted = envelope.decode().unwrap();
         assert!(event.polite);
     }

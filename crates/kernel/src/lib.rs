@@ -15,7 +15,7 @@ mod wire;
 
 pub use bus::{Bus, BusError, Delivery, DeliveryHandle, SubscribeOptions, Subscription};
 pub use consumer::{run_consumer, spawn_consumers, Consumes, HandlerError, MessageHandler};
-pub use envelope::{Envelope, EnvelopeContext};
+pub use envelope::{Envelope, EnvelopeContext, Payload};
 pub use event::{DecodeError, IntegrationEvent};
 pub use field::FieldIssue;
 pub use money::Amount;

@@ -320,6 +320,7 @@ fn envelope(index: usize) -> Envelope {
             "estado": "ACTIVO",
             "onboarding_id": kernel::new_id(),
             "terminos": {"tipo": "CPA", "monto": "150.00", "moneda": "USD"},
-        }),
+        })
+        .into(),
     }
 }

@@ -11,7 +11,7 @@ use ::storage::{inbox, is_unique_violation, outbox, Db, Tx};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use contracts::partners::{CreatePartner, DesactivarPartner};
 use contracts::sagas as wire;
-use kernel::{Envelope, EnvelopeContext, IntegrationEvent};
+use kernel::{Envelope, EnvelopeContext, IntegrationEvent, Payload};
 use serde_json::json;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -103,12 +103,7 @@ fn wrap<E: IntegrationEvent>(event: &E, context: &EnvelopeContext) -> (&'static 
     (E::TOPIC, Envelope::wrap(SERVICE, event, context.clone()))
 }
 
-fn processed(
-    event_id: Uuid,
-    tipo: &str,
-    data: serde_json::Value,
-    now: DateTime<Utc>,
-) -> NewLogEntry {
+fn processed(event_id: Uuid, tipo: &str, data: Payload, now: DateTime<Utc>) -> NewLogEntry {
     NewLogEntry {
         event_id,
         tipo_evento: tipo.to_owned(),
@@ -208,7 +203,7 @@ fn plan(
                     "paso_deadline": deadline.to_rfc3339_opts(SecondsFormat::Micros, true),
                 });
                 plan.log
-                    .push(processed(id, Paso::SagaTimeout.as_str(), data, now));
+                    .push(processed(id, Paso::SagaTimeout.as_str(), data.into(), now));
                 stored.traza.ultimo_evento_id = id;
                 context.causationid = Some(id);
                 continue;

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use kernel::Payload;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -74,7 +75,8 @@ pub struct LogEntry {
 pub struct NewLogEntry {
     pub event_id: Uuid,
     pub tipo_evento: String,
-    pub evento_data: Value,
+    /// The event's payload as it arrived; the log keeps its text.
+    pub evento_data: Payload,
     pub estado_procesamiento: EstadoProcesamiento,
     pub error: Option<String>,
     pub recibido_en: DateTime<Utc>,
@@ -257,7 +259,7 @@ macro_rules! bind_log_entry {
             .bind(saga.saga_id)
             .bind(entry.event_id)
             .bind(&entry.tipo_evento)
-            .bind(entry.evento_data.to_string())
+            .bind(entry.evento_data.text())
             .bind(entry.estado_procesamiento.as_str())
             .bind(entry.error.as_deref())
             .bind(entry.recibido_en)
@@ -414,7 +416,7 @@ struct LogJson<'a> {
     k: i64,
     event_id: Hex,
     tipo_evento: &'a str,
-    evento_data: String,
+    evento_data: &'a str,
     estado_procesamiento: &'static str,
     error: Option<&'a str>,
     recibido_en: Stamp,
@@ -457,7 +459,7 @@ impl<'a> Lists<'a> {
                     k: *k,
                     event_id: Hex(entry.event_id),
                     tipo_evento: &entry.tipo_evento,
-                    evento_data: entry.evento_data.to_string(),
+                    evento_data: entry.evento_data.text(),
                     estado_procesamiento: entry.estado_procesamiento.as_str(),
                     error: entry.error.as_deref(),
                     recibido_en: Stamp(entry.recibido_en),

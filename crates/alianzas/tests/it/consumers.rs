@@ -70,11 +70,14 @@ async fn onboarded_contract(
     let partner = partner_creado("AFILIADO", None);
     publish(app, &partner, None).await;
     let event = next_matching(created, "ContratoCreado", |e| {
-        e.data["partner_id"] == partner.partner_id.to_string()
+        e.data.value()["partner_id"] == partner.partner_id.to_string()
     })
     .await;
     (
-        event.data["contrato_id"].as_str().unwrap().to_owned(),
+        event.data.value()["contrato_id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
         partner,
     )
 }
@@ -94,25 +97,28 @@ async fn partner_creado_twice_creates_one_contract_from_the_template() {
     publish(&app, &partner, Some(saga_id)).await;
 
     let event = next_matching(&mut created, "ContratoCreado", |e| {
-        e.data["partner_id"] == partner.partner_id.to_string()
+        e.data.value()["partner_id"] == partner.partner_id.to_string()
     })
     .await;
     assert_eq!(event.sagaid, Some(saga_id));
     assert_eq!(event.causationid, Some(first.id));
     assert_eq!(
-        event.data["onboarding_id"],
+        event.data.value()["onboarding_id"],
         partner.onboarding_id.unwrap().to_string()
     );
-    assert_eq!(event.data["tipo"], "revshare");
-    assert_eq!(event.data["monto"], "10.00");
-    assert_eq!(event.data["estado"], "pendiente");
+    assert_eq!(event.data.value()["tipo"], "revshare");
+    assert_eq!(event.data.value()["monto"], "10.00");
+    assert_eq!(event.data.value()["estado"], "pendiente");
     let hoy = kernel::now().date_naive();
-    assert_eq!(event.data["fecha_inicio"], hoy.to_string());
+    assert_eq!(event.data.value()["fecha_inicio"], hoy.to_string());
     assert_eq!(
-        event.data["fecha_fin"],
+        event.data.value()["fecha_fin"],
         (hoy + chrono::Days::new(365)).to_string()
     );
-    let id = event.data["contrato_id"].as_str().unwrap().to_owned();
+    let id = event.data.value()["contrato_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (status, contrato) = app.get_json(&format!("/contratos/{id}")).await;
     assert_eq!(status, 200);
     assert_eq!(contrato["partner_id"], partner.partner_id.to_string());
@@ -157,14 +163,14 @@ async fn proposed_partial_terms_are_merged_over_the_template() {
     );
     publish(&app, &partner, None).await;
     let event = next_matching(&mut created, "ContratoCreado", |e| {
-        e.data["partner_id"] == partner.partner_id.to_string()
+        e.data.value()["partner_id"] == partner.partner_id.to_string()
     })
     .await;
-    assert_eq!(event.data["tipo"], "CPC");
-    assert_eq!(event.data["monto"], "60000.00");
-    assert_eq!(event.data["moneda"], "EUR");
-    assert_eq!(event.data["fecha_inicio"], "2025-03-01");
-    assert_eq!(event.data["fecha_fin"], "2025-08-28");
+    assert_eq!(event.data.value()["tipo"], "CPC");
+    assert_eq!(event.data.value()["monto"], "60000.00");
+    assert_eq!(event.data.value()["moneda"], "EUR");
+    assert_eq!(event.data.value()["fecha_inicio"], "2025-03-01");
+    assert_eq!(event.data.value()["fecha_fin"], "2025-08-28");
     app.cleanup().await;
 }
 
@@ -177,17 +183,17 @@ async fn unusable_terms_answer_contrato_creado_failed() {
         let partner = partner_creado("AFILIADO", Some(terminos));
         publish(&app, &partner, Some(saga_id)).await;
         let event = next_matching(&mut failed, "ContratoCreadoFailed", |e| {
-            e.data["partner_id"] == partner.partner_id.to_string()
+            e.data.value()["partner_id"] == partner.partner_id.to_string()
         })
         .await;
         assert_eq!(event.event_type, "ContratoCreadoFailed");
         assert_eq!(event.sagaid, Some(saga_id));
-        assert_eq!(event.data["error_code"], "DATOS_INVALIDOS");
+        assert_eq!(event.data.value()["error_code"], "DATOS_INVALIDOS");
         assert_eq!(
-            event.data["onboarding_id"],
+            event.data.value()["onboarding_id"],
             partner.onboarding_id.unwrap().to_string()
         );
-        assert!(event.data["error_message"]
+        assert!(event.data.value()["error_message"]
             .as_str()
             .unwrap()
             .contains("terminos."));
@@ -213,12 +219,12 @@ async fn compliance_approval_activates_the_contract() {
     publish(&app, &approval, Some(saga_id)).await;
     let contrato = wait_for_estado(&app, &id, "activo").await;
     let event = next_matching(&mut estados, "ContratoEstadoCambiado", |e| {
-        e.data["contrato_id"] == id.as_str()
+        e.data.value()["contrato_id"] == id.as_str()
     })
     .await;
-    assert_eq!(event.data["evento"], "ContratoAprobado");
-    assert_eq!(event.data["estado_anterior"], "pendiente");
-    assert_eq!(event.data["estado_nuevo"], "activo");
+    assert_eq!(event.data.value()["evento"], "ContratoAprobado");
+    assert_eq!(event.data.value()["estado_anterior"], "pendiente");
+    assert_eq!(event.data.value()["estado_nuevo"], "activo");
     assert_eq!(event.sagaid, Some(saga_id));
     assert_eq!(event.causationid, Some(envelope.id));
     assert_eq!(contrato["version"], 2);
@@ -320,11 +326,12 @@ async fn a_rejected_review_marks_the_contract_rechazado_on_postgres() {
     .await;
     wait_for_estado(&app, &id, "rechazado").await;
     let event = next_matching(&mut estados, "ContratoEstadoCambiado rechazado", |e| {
-        e.data["contrato_id"] == id.as_str() && e.data["estado_nuevo"] == "rechazado"
+        e.data.value()["contrato_id"] == id.as_str()
+            && e.data.value()["estado_nuevo"] == "rechazado"
     })
     .await;
-    assert_eq!(event.data["estado_anterior"], "en_revision");
-    assert_eq!(event.data["motivo"], "no cumple");
+    assert_eq!(event.data.value()["estado_anterior"], "en_revision");
+    assert_eq!(event.data.value()["motivo"], "no cumple");
     app.cleanup().await;
 }
 
@@ -397,7 +404,7 @@ async fn an_undecodable_event_is_poison_and_foreign_types_are_ignored() {
     let app = spawn_app_with(AlianzasConfig::default(), false).await;
     let handler = app.service.handler();
     let mut envelope = envelope_of(&partner_creado("AFILIADO", None), None);
-    envelope.data = json!({"partner_id": 5});
+    envelope.data = json!({"partner_id": 5}).into();
     assert!(matches!(
         handler.handle(&envelope).await,
         Err(HandlerError::Poison(_))

@@ -69,13 +69,13 @@ async fn creating_a_contract_answers_201_with_location_and_publishes_contrato_cr
     assert_eq!(fetched, body);
 
     let event = next_matching(&mut created_topic, "ContratoCreado", |e| {
-        e.data["contrato_id"] == id.as_str()
+        e.data.value()["contrato_id"] == id.as_str()
     })
     .await;
     assert_eq!(event.event_type, "ContratoCreado");
-    assert_eq!(event.data["partner_id"], partner_id.to_string());
-    assert_eq!(event.data["estado"], "pendiente");
-    assert_eq!(event.data["monto"], "25.00");
+    assert_eq!(event.data.value()["partner_id"], partner_id.to_string());
+    assert_eq!(event.data.value()["estado"], "pendiente");
+    assert_eq!(event.data.value()["monto"], "25.00");
     app.cleanup().await;
 }
 
@@ -275,12 +275,13 @@ async fn lifecycle_endpoints_move_the_contract_and_refuse_illegal_transitions() 
         .await;
     assert_eq!((status, body["estado"].as_str()), (200, Some("suspendido")));
     let event = next_matching(&mut estados, "ContratoEstadoCambiado", |e| {
-        e.data["contrato_id"] == id.as_str() && e.data["evento"] == "ContratoSuspendido"
+        e.data.value()["contrato_id"] == id.as_str()
+            && e.data.value()["evento"] == "ContratoSuspendido"
     })
     .await;
-    assert_eq!(event.data["estado_anterior"], "activo");
-    assert_eq!(event.data["estado_nuevo"], "suspendido");
-    assert_eq!(event.data["motivo"], "fraude");
+    assert_eq!(event.data.value()["estado_anterior"], "activo");
+    assert_eq!(event.data.value()["estado_nuevo"], "suspendido");
+    assert_eq!(event.data.value()["motivo"], "fraude");
 
     let response = post(&app, &format!("/contratos/{id}/suspender"), json!({})).await;
     expect_problem(response, 409, "TRANSICION_INVALIDA").await;

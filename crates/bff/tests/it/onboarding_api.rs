@@ -168,7 +168,7 @@ async fn the_relay_publishes_create_partner_with_the_saga_id_on_the_bus() {
     let body: Value = response.json().await.unwrap();
 
     let envelope = next_matching(&mut commands, "CreatePartner", |envelope| {
-        envelope.data["onboarding_id"] == body["onboarding_id"]
+        envelope.data.value()["onboarding_id"] == body["onboarding_id"]
     })
     .await;
     assert_eq!(

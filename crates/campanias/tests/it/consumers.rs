@@ -70,8 +70,8 @@ async fn pending_becomes_active_on_completion_and_suspended_on_deletion(backend:
         e.event_type == "AfiliacionActualizada"
     })
     .await;
-    assert_eq!(promoted.data["estado_anterior"], "PENDIENTE");
-    assert_eq!(promoted.data["estado_nuevo"], "ACTIVA");
+    assert_eq!(promoted.data.value()["estado_anterior"], "PENDIENTE");
+    assert_eq!(promoted.data.value()["estado_nuevo"], "ACTIVA");
     assert_eq!(promoted.causationid, Some(completed.id));
 
     // A new affiliation of an eligible partner is active at once.
@@ -282,7 +282,7 @@ async fn a_redelivered_event_changes_nothing_and_garbage_is_poison() {
 
     let mut garbage = envelope.clone();
     garbage.id = Uuid::now_v7();
-    garbage.data = json!({"estado": 3});
+    garbage.data = json!({"estado": 3}).into();
     assert!(matches!(
         handler.handle(&garbage).await,
         Err(kernel::HandlerError::Poison(_))
@@ -304,15 +304,18 @@ async fn next_update(
 ) -> (String, String, Option<Uuid>) {
     let envelope = next_matching(events, "AfiliacionActualizada", |e| {
         e.event_type == "AfiliacionActualizada"
-            && e.data["afiliado_id"] == json!(partner.to_string())
+            && e.data.value()["afiliado_id"] == json!(partner.to_string())
     })
     .await;
     (
-        envelope.data["estado_anterior"]
+        envelope.data.value()["estado_anterior"]
             .as_str()
             .unwrap()
             .to_owned(),
-        envelope.data["estado_nuevo"].as_str().unwrap().to_owned(),
+        envelope.data.value()["estado_nuevo"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
         envelope.causationid,
     )
 }
@@ -380,7 +383,7 @@ async fn a_batch_applies_in_order_once_and_a_poison_message_only_fails_itself(ba
     // A poison message fails alone; the redeliveries beside it are acknowledged unchanged.
     let mut garbage = completed.clone();
     garbage.id = Uuid::now_v7();
-    garbage.data = json!({"estado": 3});
+    garbage.data = json!({"estado": 3}).into();
     let results = handler
         .handle_batch(&[&removed, &garbage, &completed])
         .await;

@@ -56,8 +56,8 @@ async fn the_nested_body_creates_a_program_and_publishes_programa_creado() {
         e.event_type == "ProgramaCreado"
     })
     .await;
-    assert_eq!(event.data["programa_id"], created["id"]);
-    assert_eq!(event.data["estado"], "BORRADOR");
+    assert_eq!(event.data.value()["programa_id"], created["id"]);
+    assert_eq!(event.data.value()["estado"], "BORRADOR");
     assert_eq!(event.dataschema, "urn:alpes:ProgramaCreado:v1");
     assert_eq!(event.source, "/alpes/campanias");
     app.cleanup().await;
@@ -72,7 +72,7 @@ async fn a_program_created_active_is_activated_and_a_closed_one_is_refused() {
     let created = app.create_programa(body).await;
     assert_eq!(created["estado"], "ACTIVO");
     next_matching(&mut events, "ProgramaActivado", |e| {
-        e.event_type == "ProgramaActivado" && e.data["programa_id"] == created["id"]
+        e.event_type == "ProgramaActivado" && e.data.value()["programa_id"] == created["id"]
     })
     .await;
 
@@ -271,7 +271,7 @@ async fn the_lifecycle_moves_over_http_and_illegal_ones_are_transicion_invalida(
         let event =
             next_matching(&mut events, expected, |e| e.event_type != "ProgramaCreado").await;
         assert_eq!(event.event_type, expected);
-        assert_eq!(event.data["programa_id"], id);
+        assert_eq!(event.data.value()["programa_id"], id);
     }
     assert_eq!(
         app.get_json(&format!("/programas/{id}")).await["estado"],
@@ -299,8 +299,8 @@ async fn affiliations_over_http_with_their_error_codes() {
         e.event_type == "AfiliacionCreada"
     })
     .await;
-    assert_eq!(event.data["afiliado_id"], partner.to_string());
-    assert_eq!(event.data["estado"], "PENDIENTE");
+    assert_eq!(event.data.value()["afiliado_id"], partner.to_string());
+    assert_eq!(event.data.value()["estado"], "PENDIENTE");
 
     let path = format!("/programas/{id}/afiliaciones");
     expect_problem(
@@ -352,10 +352,10 @@ async fn affiliations_over_http_with_their_error_codes() {
     assert_eq!(body["estado"], "BAJA");
     assert!(body["fecha_baja"].is_string());
     let event = next_matching(&mut events, "AfiliacionActualizada BAJA", |e| {
-        e.event_type == "AfiliacionActualizada" && e.data["estado_nuevo"] == "BAJA"
+        e.event_type == "AfiliacionActualizada" && e.data.value()["estado_nuevo"] == "BAJA"
     })
     .await;
-    assert_eq!(event.data["estado_anterior"], "SUSPENDIDA");
+    assert_eq!(event.data.value()["estado_anterior"], "SUSPENDIDA");
     // Asking again for the state it has is answered, and changes nothing.
     assert_eq!(
         app.put(&put_path, &json!({"estado": "BAJA"}))

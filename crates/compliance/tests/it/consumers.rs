@@ -40,7 +40,7 @@ async fn submit(app: &TestApp, event: &ContratoCreado) -> Envelope {
 
 /// Takes the outcome (approval or rejection) of `event`'s contract.
 fn decides(event: &ContratoCreado) -> impl Fn(&Envelope) -> bool + '_ {
-    move |outcome| outcome.data["contrato_id"] == event.contrato_id.to_string()
+    move |outcome| outcome.data.value()["contrato_id"] == event.contrato_id.to_string()
 }
 
 /// The saga log's approval of `event`'s contract after a review.
@@ -108,13 +108,13 @@ async fn a_contract_for_a_known_partner_is_approved_and_its_account_opened() {
     assert_eq!(outcome.source, "/alpes/compliance");
     assert_eq!(outcome.sagaid, envelope.sagaid, "the saga id propagates");
     assert_eq!(outcome.causationid, Some(envelope.id));
-    assert_eq!(outcome.data["partner_id"], partner_id.to_string());
+    assert_eq!(outcome.data.value()["partner_id"], partner_id.to_string());
     assert_eq!(
-        outcome.data["onboarding_id"],
+        outcome.data.value()["onboarding_id"],
         event.onboarding_id.unwrap().to_string()
     );
     assert_eq!(
-        outcome.data["validaciones_pasadas"],
+        outcome.data.value()["validaciones_pasadas"],
         json!([
             "MONTO_Y_LIMITES",
             "MONEDA_Y_JURISDICCION",
@@ -148,9 +148,9 @@ async fn a_contract_above_the_limit_is_rejected_with_monto_invalido() {
 
     let outcome = next_matching(&mut rechazados, "ContratoRechazado", decides(&event)).await;
     assert_eq!(outcome.event_type, "ContratoRechazado");
-    assert_eq!(outcome.data["validacion_fallida"], "MONTO_INVALIDO");
+    assert_eq!(outcome.data.value()["validacion_fallida"], "MONTO_INVALIDO");
     assert_eq!(
-        outcome.data["causa_rechazo"],
+        outcome.data.value()["causa_rechazo"],
         "El monto 60000.00 supera el límite permitido de 50000.00."
     );
     assert_eq!(outcome.sagaid, envelope.sagaid);
@@ -220,10 +220,10 @@ async fn every_message_consumed_twice_through_the_bus_has_one_effect() {
     submit(&app, &second).await;
     let mut duplicates = 0;
     next_matching(&mut aprobados, "the second ContratoAprobado", |e| {
-        if e.data["contrato_id"] == first.contrato_id.to_string() {
+        if e.data.value()["contrato_id"] == first.contrato_id.to_string() {
             duplicates += 1;
         }
-        e.data["contrato_id"] == second.contrato_id.to_string()
+        e.data.value()["contrato_id"] == second.contrato_id.to_string()
     })
     .await;
     assert_eq!(duplicates, 0, "one outcome per contract");
@@ -289,7 +289,10 @@ async fn a_partner_still_unknown_after_the_grace_period_is_partner_invalido() {
     let event = contrato(Uuid::now_v7(), "10", "USD");
     let envelope = submit(&app, &event).await;
     let outcome = next_matching(&mut rechazados, "ContratoRechazado", decides(&event)).await;
-    assert_eq!(outcome.data["validacion_fallida"], "PARTNER_INVALIDO");
+    assert_eq!(
+        outcome.data.value()["validacion_fallida"],
+        "PARTNER_INVALIDO"
+    );
     let decided = repo::find_evaluation(app.db(), event.contrato_id)
         .await
         .unwrap()
@@ -382,12 +385,15 @@ async fn a_rule_change_decides_the_next_contract() {
     let after = contrato(partner_id, "5000", "USD");
     submit(&app, &after).await;
     let outcome = next_matching(&mut rechazados, "ContratoRechazado", decides(&after)).await;
-    assert_eq!(outcome.data["validacion_fallida"], "MONTO_INVALIDO");
+    assert_eq!(outcome.data.value()["validacion_fallida"], "MONTO_INVALIDO");
 
     let euros = contrato(partner_id, "10", "EUR");
     submit(&app, &euros).await;
     let outcome = next_matching(&mut rechazados, "ContratoRechazado", decides(&euros)).await;
-    assert_eq!(outcome.data["validacion_fallida"], "MONEDA_NO_PERMITIDA");
+    assert_eq!(
+        outcome.data.value()["validacion_fallida"],
+        "MONEDA_NO_PERMITIDA"
+    );
     app.cleanup().await;
 }
 
@@ -395,7 +401,7 @@ async fn a_rule_change_decides_the_next_contract() {
 async fn an_undecodable_contract_is_poison() {
     let app = spawn_app_with(ComplianceConfig::default(), false).await;
     let mut envelope = in_saga(&contrato(Uuid::now_v7(), "1", "USD"));
-    envelope.data = json!({"contrato_id": 5});
+    envelope.data = json!({"contrato_id": 5}).into();
     let error = app
         .service
         .contrato_creado_handler()
@@ -506,7 +512,7 @@ async fn batches_are_applied_in_order_with_a_result_per_message(test_db: TestDb)
     let early = contrato(Uuid::now_v7(), "10", "USD");
     let early_envelope = in_saga(&early);
     let mut poison = in_saga(&contrato(bea, "1", "USD"));
-    poison.data = json!({"contrato_id": 5});
+    poison.data = json!({"contrato_id": 5}).into();
     let results = contratos
         .handle_batch(&[&in_saga(&later), &early_envelope, &poison])
         .await;

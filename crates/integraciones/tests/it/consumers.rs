@@ -61,17 +61,21 @@ async fn create_partner_creates_it_and_publishes_partner_creado_with_the_onboard
         .unwrap();
 
     let event = next_matching(&mut created, "PartnerCreado", |e| {
-        e.data["onboarding_id"] == command.onboarding_id.to_string()
+        e.data.value()["onboarding_id"] == command.onboarding_id.to_string()
     })
     .await;
     assert_eq!(event.causationid, Some(envelope.id));
     assert_eq!(event.sagaid, envelope.sagaid);
     assert_eq!(
-        event.data["terminos"],
+        event.data.value()["terminos"],
         json!({"tipo": "CPA", "monto": "10.00"})
     );
-    assert_eq!(event.data["tipo"], "INFLUENCER");
-    let partner_id: Uuid = event.data["partner_id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(event.data.value()["tipo"], "INFLUENCER");
+    let partner_id: Uuid = event.data.value()["partner_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let partner: Value = app
         .get_json(&format!("/api/v1/partners/{partner_id}"))
         .await;
@@ -91,11 +95,11 @@ async fn a_duplicate_email_answers_partner_creation_failed() {
         .await
         .unwrap();
     let event = next_matching(&mut failed, "PartnerCreationFailed", |e| {
-        e.data["onboarding_id"] == command.onboarding_id.to_string()
+        e.data.value()["onboarding_id"] == command.onboarding_id.to_string()
     })
     .await;
     assert_eq!(event.event_type, "PartnerCreationFailed");
-    assert_eq!(event.data["error_code"], "EMAIL_EXISTENTE");
+    assert_eq!(event.data.value()["error_code"], "EMAIL_EXISTENTE");
     assert_eq!(
         partners_with_email(app.service.db(), "taken@example.com").await,
         1
@@ -113,11 +117,12 @@ async fn invalid_data_answers_partner_creation_failed() {
         .await
         .unwrap();
     let event = next_matching(&mut failed, "PartnerCreationFailed", |e| {
-        e.data["onboarding_id"] == command.onboarding_id.to_string()
+        e.data.value()["onboarding_id"] == command.onboarding_id.to_string()
     })
     .await;
-    assert_eq!(event.data["error_code"], "DATOS_INVALIDOS");
-    let message = event.data["error_message"].as_str().unwrap();
+    assert_eq!(event.data.value()["error_code"], "DATOS_INVALIDOS");
+    let data = event.data.value();
+    let message = data["error_message"].as_str().unwrap();
     assert!(
         message.contains("email") && message.contains("tipo"),
         "{message}"
@@ -151,7 +156,7 @@ async fn the_same_command_delivered_twice_creates_one_partner_and_one_event() {
 async fn an_undecodable_command_is_poison() {
     let app = spawn_app_with(false).await;
     let mut envelope = envelope_of(&command("poison@example.com"));
-    envelope.data = json!({"nombre": 5});
+    envelope.data = json!({"nombre": 5}).into();
     let error = app
         .service
         .create_partner_handler()
@@ -182,8 +187,8 @@ async fn desactivar_partner_sets_inactivo_and_always_answers() {
         e.causationid == Some(envelope.id)
     })
     .await;
-    assert_eq!(event.data["partner_id"], partner_id.to_string());
-    assert_eq!(event.data["motivo"], "contrato rechazado");
+    assert_eq!(event.data.value()["partner_id"], partner_id.to_string());
+    assert_eq!(event.data.value()["motivo"], "contrato rechazado");
     let estado = eventually(DEADLINE, "the partner to be INACTIVO", || async {
         let partner = repo::find(app.service.db(), partner_id).await.unwrap()?;
         let estado = partner.state().estado.as_str();
@@ -343,7 +348,7 @@ async fn a_batch_of_create_partner_commands_is_applied_in_order(db: &storage::Db
     // An undecodable command fails alone; the valid one beside it takes effect.
     let valid = command("valid@example.com");
     let mut poison = envelope_of(&command("poison@example.com"));
-    poison.data = json!({"nombre": 5});
+    poison.data = json!({"nombre": 5}).into();
     let results = handler.handle_batch(&[&envelope_of(&valid), &poison]).await;
     assert!(results[0].is_ok(), "{results:?}");
     assert!(

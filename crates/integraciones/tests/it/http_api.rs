@@ -338,9 +338,9 @@ async fn kyc_is_recorded_and_published_with_the_previous_state() {
     })
     .await;
     assert_eq!(event.subject, id);
-    assert_eq!(event.data["estado_kyc_anterior"], "PENDIENTE");
-    assert_eq!(event.data["estado_kyc_nuevo"], "APROBADO");
-    assert_eq!(event.data["observaciones"], "todo en orden");
+    assert_eq!(event.data.value()["estado_kyc_anterior"], "PENDIENTE");
+    assert_eq!(event.data.value()["estado_kyc_nuevo"], "APROBADO");
+    assert_eq!(event.data.value()["observaciones"], "todo en orden");
 
     let unknown = send_json(&app, Method::PUT, &path, &json!({"estado_kyc": "QUIZAS"})).await;
     let problem = expect_problem(unknown, 400, "ESTADO_KYC_INVALIDO").await;
@@ -631,9 +631,9 @@ async fn creating_a_partner_publishes_partner_creado_through_the_outbox() {
     let event = next_matching(&mut created, "PartnerCreado", |e| e.subject == id).await;
     assert_eq!(event.event_type, "PartnerCreado");
     assert_eq!(event.source, "/alpes/integraciones");
-    assert_eq!(event.data["tipo"], "CORPORATIVO");
-    assert_eq!(event.data["email"], "pub@example.com");
-    assert_eq!(event.data["onboarding_id"], Value::Null);
+    assert_eq!(event.data.value()["tipo"], "CORPORATIVO");
+    assert_eq!(event.data.value()["email"], "pub@example.com");
+    assert_eq!(event.data.value()["onboarding_id"], Value::Null);
 }
 
 #[tokio::test]
@@ -759,7 +759,7 @@ async fn a_create_on_postgres_publishes_its_event_and_a_taken_email_writes_nothi
         e.subject == partner["id"].as_str().unwrap()
     })
     .await;
-    assert_eq!(event.data["email"], "one-statement@pg.example.com");
+    assert_eq!(event.data.value()["email"], "one-statement@pg.example.com");
     app.outbox_drained().await;
 
     let taken = app

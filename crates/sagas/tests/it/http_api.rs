@@ -142,7 +142,7 @@ async fn approving_a_review_publishes_revision_aprobada_and_completes_once() {
     .await;
     assert_eq!(event.event_type, "RevisionAprobada");
     assert_eq!(
-        event.data,
+        event.data.value(),
         json!({
             "saga_id": onboarding.saga_id,
             "contrato_id": onboarding.contrato_id,
@@ -207,14 +207,14 @@ async fn rejecting_a_review_publishes_revision_rechazada_and_the_compensation() 
     })
     .await;
     assert_eq!(rejected.event_type, "RevisionRechazada");
-    assert_eq!(rejected.data["comentarios"], Value::Null);
+    assert_eq!(rejected.data.value()["comentarios"], Value::Null);
     let command = next_matching(&mut commands, "DesactivarPartner", |e| {
         e.sagaid == Some(onboarding.saga_id)
     })
     .await;
     assert_eq!(command.causationid, Some(rejected.id));
     assert_eq!(
-        command.data["partner_id"],
+        command.data.value()["partner_id"],
         onboarding.partner_id.to_string()
     );
 

@@ -33,7 +33,7 @@ fn entry(tipo: &str) -> NewLogEntry {
     NewLogEntry {
         event_id: Uuid::now_v7(),
         tipo_evento: tipo.into(),
-        evento_data: json!({"tipo": tipo, "monto": "60000.00", "lista": [1, 2]}),
+        evento_data: json!({"tipo": tipo, "monto": "60000.00", "lista": [1, 2]}).into(),
         estado_procesamiento: EstadoProcesamiento::Procesado,
         error: None,
         recibido_en: now,
@@ -150,7 +150,7 @@ async fn the_log_keeps_its_order_payloads_and_unique_event_ids(db: &Db) {
         log.iter().map(|e| e.orden).collect::<Vec<_>>(),
         [1, 2, 3, 4]
     );
-    assert_eq!(log[0].evento_data, first.evento_data);
+    assert_eq!(log[0].evento_data, first.evento_data.value());
     assert_eq!(log[0].recibido_en, first.recibido_en);
     assert_eq!(log[0].partner_id, None);
     assert_eq!(log[1].partner_id, stored.saga.partner_id);
@@ -532,7 +532,7 @@ async fn a_batch_writes_every_field_as_a_lone_write_would(db: &Db) {
     failed.estado_procesamiento = EstadoProcesamiento::Error;
     failed.error = Some("línea 1\nlínea 2".into());
     failed.procesado_en = None;
-    failed.evento_data = json!({"texto": "a \"b\" \\ c", "n": 1.5, "nada": null});
+    failed.evento_data = json!({"texto": "a \"b\" \\ c", "n": 1.5, "nada": null}).into();
     let logged = entry("CreatePartner");
     let mut tx = db.begin().await.unwrap();
     let steps = [
@@ -577,7 +577,7 @@ async fn a_batch_writes_every_field_as_a_lone_write_would(db: &Db) {
                 saga.saga_id,
                 written.event_id,
                 &written.tipo_evento,
-                &written.evento_data,
+                &written.evento_data.value(),
                 written.estado_procesamiento,
                 &written.error,
                 written.recibido_en,

@@ -53,7 +53,7 @@ async fn a_stalled_saga_times_out_exactly_once_with_two_replicas(harness: Harnes
     })
     .await;
     assert_eq!(
-        command.data["partner_id"],
+        command.data.value()["partner_id"],
         onboarding.partner_id.to_string()
     );
     let logged = log
@@ -65,8 +65,8 @@ async fn a_stalled_saga_times_out_exactly_once_with_two_replicas(harness: Harnes
         e.sagaid == Some(onboarding.saga_id)
     })
     .await;
-    assert_eq!(announced.data["estado"], "FALLIDA");
-    assert_eq!(announced.data["causa"], "TIMEOUT");
+    assert_eq!(announced.data.value()["estado"], "FALLIDA");
+    assert_eq!(announced.data.value()["causa"], "TIMEOUT");
     // Everything committed has been published, and each observer got exactly one message.
     assert_eq!(harness.bus.pending(&commands_group).await.unwrap(), 0);
     assert_eq!(harness.bus.pending(&outcomes_group).await.unwrap(), 0);

@@ -134,7 +134,7 @@ pub async fn envelopes_leave_the_outbox_exactly_as_appended_in_append_order(db: 
     let nota = |texto: &str| {
         let mut envelope = ping(0);
         envelope.subject = texto.to_owned();
-        envelope.data = serde_json::json!({ "texto": texto });
+        envelope.data = serde_json::json!({ "texto": texto }).into();
         envelope.traceparent =
             Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into());
         envelope
