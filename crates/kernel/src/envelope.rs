@@ -42,7 +42,7 @@ pub struct Envelope {
 }
 
 /// An envelope's `data`: the event's JSON text as it arrived, checked to be JSON but not parsed
-/// into a tree. A message is read once, by the handler that decodes it into its own type, and a
+/// into a tree. The handler that decodes it parses the text straight into its own type, and a
 /// relay or a log that only passes the payload on copies text instead of rebuilding and
 /// re-serializing a tree per message.
 #[derive(Debug, Clone, Serialize, Deserialize)]
