@@ -55,12 +55,22 @@ impl Payload {
         Self(serde_json::value::to_raw_value(value).expect("payloads serialize to JSON"))
     }
 
+    /// A payload kept as `text` (read back from storage, say); fails only when it is not JSON.
+    pub fn from_text(text: String) -> Result<Self, serde_json::Error> {
+        RawValue::from_string(text).map(Self)
+    }
+
     /// The JSON text, exactly as it arrived.
     pub fn text(&self) -> &str {
         self.0.get()
     }
 
-    /// The payload as a tree, for code that inspects fields it has no type for.
+    /// The payload as a tree, for tests and tools that inspect fields they have no type for.
+    ///
+    /// # Panics
+    ///
+    /// When the payload nests deeper than serde_json builds trees (128 levels): its text was
+    /// checked without that limit. Code that must not panic reads with [`Payload::read`].
     pub fn value(&self) -> Value {
         serde_json::from_str(self.text()).expect("a payload holds JSON")
     }
@@ -252,6 +262,27 @@ mod tests {
         assert_eq!(received.decode::<Greeted>().unwrap().name, "ñandú é");
         assert_eq!(received.data.value()["polite"], true);
         assert!(Envelope::from_json(text.replace(data, "{\"name\":").as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_payload_nested_too_deep_to_decode_is_taken_in_and_refused_by_decode() {
+        let envelope = Envelope::wrap(
+            "test",
+            &Greeted {
+                name: "ana".into(),
+                polite: true,
+            },
+            EnvelopeContext::default(),
+        );
+        let text = String::from_utf8(envelope.to_json()).unwrap();
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let text = text.replace(envelope.data.text(), &deep);
+        // The raw text is checked without a depth limit, so the envelope reads; its payload is
+        // then an error for the handler (a dead letter), never a panic.
+        let received = Envelope::from_json(text.as_bytes()).unwrap();
+        assert_eq!(received.data.text(), deep);
+        let error = received.decode::<Greeted>().unwrap_err();
+        assert!(matches!(error, DecodeError::Payload(_)), "{error}");
     }
 
     #[test]

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use kernel::Payload;
-use serde_json::Value;
 use uuid::Uuid;
 
 use ::storage::{json_list, with_reader, with_tx, Db, Hex, Stamp, Tx};
@@ -61,7 +60,8 @@ pub struct LogEntry {
     pub orden: i64,
     pub event_id: Uuid,
     pub tipo_evento: String,
-    pub evento_data: Value,
+    /// The payload's text as logged (no tree is built to read the log).
+    pub evento_data: Payload,
     pub estado_procesamiento: EstadoProcesamiento,
     pub error: Option<String>,
     pub recibido_en: DateTime<Utc>,
@@ -177,7 +177,7 @@ impl LogRow {
             orden: self.orden,
             event_id: self.event_id,
             tipo_evento: self.tipo_evento,
-            evento_data: serde_json::from_str(&self.evento_data)
+            evento_data: Payload::from_text(self.evento_data)
                 .map_err(|error| RepoError::corrupt_row("saga_evento", id, error))?,
             estado_procesamiento: EstadoProcesamiento::parse(&self.estado_procesamiento)
                 .ok_or_else(|| {

@@ -2,8 +2,8 @@
 //! state is reported per field and converted once into domain types; responses are built by
 //! hand from the stored saga (the domain never derives Serialize).
 
+use kernel::Payload;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use web::pagination::PageRequest;
@@ -78,7 +78,7 @@ pub struct SagaEventoDto {
     pub procesado_en: Option<String>,
     /// The message's full payload.
     #[schema(value_type = Object)]
-    pub evento_data: Value,
+    pub evento_data: Payload,
     pub partner_id: Option<Uuid>,
     pub onboarding_id: Option<Uuid>,
 }

@@ -62,11 +62,7 @@ async fn the_happy_path_completes_the_saga_and_announces_it() {
         ])
     );
     assert_eq!(log[0].event_id, create.id());
-    assert_eq!(
-        log[0].evento_data,
-        create.envelope.data.value(),
-        "the full payload"
-    );
+    assert_eq!(log[0].evento_data, create.envelope.data, "the full payload");
     assert_eq!(log[0].partner_id, None);
     assert_eq!(log[3].partner_id, Some(onboarding.partner_id));
     assert!(log
@@ -193,7 +189,7 @@ async fn contrato_rechazado_publishes_revision_contrato_and_awaits_review() {
         log[4].event_id, review.id,
         "the published message is logged"
     );
-    assert_eq!(log[4].evento_data, review.data.value());
+    assert_eq!(log[4].evento_data, review.data);
     harness.cleanup().await;
 }
 
@@ -426,7 +422,7 @@ async fn a_forbidden_event_whose_cause_is_known_is_logged_error_and_changes_noth
         Some("ContratoRechazado is not allowed after ContratoAprobado")
     );
     assert_eq!(log[4].procesado_en, None);
-    assert_eq!(log[4].evento_data, late.envelope.data.value());
+    assert_eq!(log[4].evento_data, late.envelope.data);
     // Delivered again: still one row.
     assert_eq!(
         handler.dispatch(&late.envelope).await.unwrap(),

@@ -150,7 +150,7 @@ async fn the_log_keeps_its_order_payloads_and_unique_event_ids(db: &Db) {
         log.iter().map(|e| e.orden).collect::<Vec<_>>(),
         [1, 2, 3, 4]
     );
-    assert_eq!(log[0].evento_data, first.evento_data.value());
+    assert_eq!(log[0].evento_data, first.evento_data);
     assert_eq!(log[0].recibido_en, first.recibido_en);
     assert_eq!(log[0].partner_id, None);
     assert_eq!(log[1].partner_id, stored.saga.partner_id);
@@ -533,7 +533,13 @@ async fn a_batch_writes_every_field_as_a_lone_write_would(db: &Db) {
     failed.error = Some("línea 1\nlínea 2".into());
     failed.procesado_en = None;
     failed.evento_data = json!({"texto": "a \"b\" \\ c", "n": 1.5, "nada": null}).into();
-    let logged = entry("CreatePartner");
+    let mut logged = entry("CreatePartner");
+    // The log keeps a payload's text as it came, spacing and escapes included, and reads back
+    // one nested deeper than a JSON tree may be.
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    logged.evento_data =
+        kernel::Payload::from_text(format!(r#"{{ "deep": {deep}, "e": "\u00e9 \"x\"" }}"#))
+            .unwrap();
     let mut tx = db.begin().await.unwrap();
     let steps = [
         repo::Step {
@@ -577,7 +583,7 @@ async fn a_batch_writes_every_field_as_a_lone_write_would(db: &Db) {
                 saga.saga_id,
                 written.event_id,
                 &written.tipo_evento,
-                &written.evento_data.value(),
+                &written.evento_data,
                 written.estado_procesamiento,
                 &written.error,
                 written.recibido_en,

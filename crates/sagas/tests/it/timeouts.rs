@@ -113,7 +113,7 @@ async fn the_timeout_is_caused_by_the_last_step_and_causes_the_compensation() {
             ("DesactivarPartner", "PROCESADO"),
         ])
     );
-    assert_eq!(log[2].evento_data["paso"], "PartnerCreado");
+    assert_eq!(log[2].evento_data.value()["paso"], "PartnerCreado");
     // The compensation answers the timeout, so integraciones' PartnerDesactivado is accepted.
     let _app = harness.instance(config(), true).await;
     let (mut commands, _) = harness.observe(topics::DEACTIVATE_PARTNER).await;
@@ -174,7 +174,7 @@ async fn a_partner_created_after_the_timeout_is_recorded_and_compensated() {
         ])
     );
     assert_eq!(
-        log[3].evento_data["partner_id"],
+        log[3].evento_data.value()["partner_id"],
         onboarding.partner_id.to_string()
     );
     harness.cleanup().await;
