@@ -224,6 +224,18 @@ mod tests {
         }
     }
 
+    /// Ana's greeting, wrapped by no conversation.
+    fn greeting(polite: bool) -> Envelope {
+        Envelope::wrap(
+            "test",
+            &Greeted {
+                name: "ana".into(),
+                polite,
+            },
+            EnvelopeContext::default(),
+        )
+    }
+
     #[test]
     fn a_wrapped_event_round_trips_through_json() {
         let event = Greeted {
@@ -241,14 +253,7 @@ mod tests {
 
     #[test]
     fn a_payload_is_passed_on_as_the_text_it_arrived_in() {
-        let envelope = Envelope::wrap(
-            "test",
-            &Greeted {
-                name: "ana".into(),
-                polite: true,
-            },
-            EnvelopeContext::default(),
-        );
+        let envelope = greeting(true);
         let mut wire: Value = serde_json::from_slice(&envelope.to_json()).unwrap();
         wire["data"] = Value::Null;
         let data = r#"{ "polite" : true,"name":"ñandú \u00e9" }"#;
@@ -266,14 +271,7 @@ mod tests {
 
     #[test]
     fn a_payload_nested_too_deep_to_decode_is_taken_in_and_refused_by_decode() {
-        let envelope = Envelope::wrap(
-            "test",
-            &Greeted {
-                name: "ana".into(),
-                polite: true,
-            },
-            EnvelopeContext::default(),
-        );
+        let envelope = greeting(true);
         let text = String::from_utf8(envelope.to_json()).unwrap();
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         let text = text.replace(envelope.data.text(), &deep);
@@ -287,14 +285,7 @@ mod tests {
 
     #[test]
     fn an_older_version_is_upcast_on_read() {
-        let mut envelope = Envelope::wrap(
-            "test",
-            &Greeted {
-                name: "ana".into(),
-                polite: false,
-            },
-            EnvelopeContext::default(),
-        );
+        let mut envelope = greeting(false);
         envelope.dataschema = "urn:alpes:Greeted:v1".into();
         envelope.data = serde_json::json!({"name": "ana"}).into();
         let event: Greeted = envelope.decode().unwrap();
@@ -303,14 +294,7 @@ mod tests {
 
     #[test]
     fn an_unknown_version_or_type_is_refused() {
-        let mut envelope = Envelope::wrap(
-            "test",
-            &Greeted {
-                name: "ana".into(),
-                polite: false,
-            },
-            EnvelopeContext::default(),
-        );
+        let mut envelope = greeting(false);
         envelope.dataschema = "urn:alpes:Greeted:v9".into();
         assert!(matches!(
             envelope.decode::<Greeted>(),
