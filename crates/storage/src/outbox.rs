@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use kernel::{Bus, BusError, Consumes, Envelope, Shutdown};
+use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::db::{Db, StorageError, Tx};
@@ -123,22 +124,15 @@ pub fn insert_list(backend: crate::Backend) -> &'static str {
 /// The outbox rows of `envelopes`, each published on its topic, as the JSON list
 /// [`insert_list`] reads: `[[bare hex id, topic, envelope], …]`.
 pub fn list<'a>(envelopes: impl IntoIterator<Item = (&'a str, &'a Envelope)>) -> String {
-    let rows: Vec<(&Envelope, &str, String)> = envelopes
-        .into_iter()
-        .map(|(topic, envelope)| {
-            let body = serde_json::to_string(envelope).expect("envelopes serialize to JSON");
-            (envelope, topic, body)
-        })
-        .collect();
-    encode_list(
-        rows.iter()
-            .map(|(envelope, topic, body)| (envelope.id, *topic, body.as_str())),
-    )
+    encode_list(envelopes.into_iter().map(|(topic, envelope)| {
+        let body = serde_json::to_string(envelope).expect("envelopes serialize to JSON");
+        (envelope.id, topic, body)
+    }))
 }
 
 /// `(event id, topic, envelope text)` rows as the JSON list [`insert_list`] reads.
-fn encode_list<'a>(rows: impl Iterator<Item = (uuid::Uuid, &'a str, &'a str)>) -> String {
-    let rows: Vec<(crate::Hex, &str, &str)> = rows
+fn encode_list<'a, B: Serialize>(rows: impl Iterator<Item = (uuid::Uuid, &'a str, B)>) -> String {
+    let rows: Vec<(crate::Hex, &str, B)> = rows
         .map(|(id, topic, body)| (crate::Hex(id), topic, body))
         .collect();
     serde_json::to_string(&rows).expect("strings serialize to JSON")
