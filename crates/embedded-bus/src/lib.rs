@@ -193,11 +193,14 @@ impl EmbeddedBus {
     /// (in flight, waiting for a retry, or not yet delivered).
     pub async fn pending(&self, group: &str) -> Result<i64, BusError> {
         self.ensure_open()?;
-        sqlx::query_scalar("SELECT COUNT(*) FROM bus_delivery WHERE group_name = $1")
-            .bind(group)
-            .fetch_one(&self.inner.pool)
-            .await
-            .map_err(bus_error)
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM bus_delivery \
+             WHERE group_id IN (SELECT group_id FROM bus_group WHERE group_name = $1)",
+        )
+        .bind(group)
+        .fetch_one(&self.inner.pool)
+        .await
+        .map_err(bus_error)
     }
 
     /// The messages dead-lettered by `group`, oldest first: the contents of its dead-letter
@@ -274,6 +277,9 @@ impl EmbeddedBus {
             .fetch_optional(&mut *tx)
             .await
             .map_err(bus_error)?;
+            // The group consumed `topic` (it dead-lettered a message of it), so its row is
+            // there; only a hand-edited file would have it made again here.
+            let (group_id, _) = group_id(&mut tx, group, &topic, now).await?;
             let seq = match original {
                 Some(seq) => seq,
                 // Pruned since: store it again, without fanning it out to the other groups
@@ -292,9 +298,9 @@ impl EmbeddedBus {
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(bus_error)?;
-                    sqlx::query("DELETE FROM bus_delivery WHERE seq = $1 AND group_name <> $2")
+                    sqlx::query("DELETE FROM bus_delivery WHERE seq = $1 AND group_id <> $2")
                         .bind(seq)
-                        .bind(group)
+                        .bind(group_id)
                         .execute(&mut *tx)
                         .await
                         .map_err(bus_error)?;
@@ -302,12 +308,11 @@ impl EmbeddedBus {
                 }
             };
             sqlx::query(
-                "INSERT INTO bus_delivery (group_name, seq, topic, attempts, available_at, in_flight) \
-                 VALUES ($1, $2, $3, 0, $4, 0) ON CONFLICT DO NOTHING",
+                "INSERT INTO bus_delivery (group_id, seq, attempts, available_at, in_flight) \
+                 VALUES ($1, $2, 0, $3, 0) ON CONFLICT DO NOTHING",
             )
-            .bind(group)
+            .bind(group_id)
             .bind(seq)
-            .bind(&topic)
             .bind(now)
             .execute(&mut *tx)
             .await
@@ -512,25 +517,14 @@ impl Bus for EmbeddedBus {
             .begin_with(BEGIN_WRITE)
             .await
             .map_err(bus_error)?;
-        let created = sqlx::query(
-            "INSERT INTO bus_group (group_name, topic, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(group)
-        .bind(topic)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(bus_error)?
-        .rows_affected()
-            == 1;
+        let (group_id, created) = group_id(&mut tx, group, topic, now).await?;
         if created {
             sqlx::query(
-                "INSERT INTO bus_delivery (group_name, seq, topic, attempts, available_at, in_flight) \
-                 SELECT $1, seq, topic, 0, $2, 0 FROM bus_message WHERE topic = $3 \
+                "INSERT INTO bus_delivery (group_id, seq, attempts, available_at, in_flight) \
+                 SELECT $1, seq, 0, $2, 0 FROM bus_message WHERE topic = $3 \
                  ON CONFLICT DO NOTHING",
             )
-            .bind(group)
+            .bind(group_id)
             .bind(now)
             .bind(topic)
             .execute(&mut *tx)
@@ -542,6 +536,7 @@ impl Bus for EmbeddedBus {
             self.clone(),
             topic,
             group,
+            group_id,
             options,
         )))
     }
@@ -554,6 +549,36 @@ impl Bus for EmbeddedBus {
             .map_err(bus_error)?;
         Ok(())
     }
+}
+
+/// The id of `group`'s position on `topic`, and whether this call created the group.
+async fn group_id(
+    conn: &mut SqliteConnection,
+    group: &str,
+    topic: &str,
+    now: i64,
+) -> Result<(i64, bool), BusError> {
+    let created: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO bus_group (group_name, topic, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT DO NOTHING RETURNING group_id",
+    )
+    .bind(group)
+    .bind(topic)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(bus_error)?;
+    if let Some(id) = created {
+        return Ok((id, true));
+    }
+    let id =
+        sqlx::query_scalar("SELECT group_id FROM bus_group WHERE group_name = $1 AND topic = $2")
+            .bind(group)
+            .bind(topic)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(bus_error)?;
+    Ok((id, false))
 }
 
 /// Stores every envelope of a batch on `topic` in one statement (the trigger gives every group

@@ -1,14 +1,16 @@
 //! The embedded bus's tables, created on open. The bus owns its own SQLite file, so there is no
-//! migration history to share with a service: the schema is created idempotently instead.
+//! migration history to share with a service: the file's `user_version` says which layout it
+//! holds, and opening it brings an older layout up to date in the same transaction.
 
 use sqlx::SqliteConnection;
 
+/// The layout this code writes. 0 is a new file, or one written before layouts were numbered
+/// (version 1: deliveries keyed by group name and topic, in a table with a rowid).
+const VERSION: i64 = 2;
+
 /// `bus_message` holds each published message once per topic (the de-duplication key is
-/// `(topic, event_id)`); `bus_group` the durable consumer groups; `bus_delivery` one row per
-/// message a group has not yet acknowledged, which is the group's whole position. Storing a
-/// message gives each group of its topic a delivery, by trigger, so that a publish is a single
-/// statement.
-const SCHEMA: &str = "
+/// `(topic, event_id)`).
+const MESSAGES: &str = "
 CREATE TABLE IF NOT EXISTS bus_message (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     topic TEXT NOT NULL,
@@ -17,33 +19,98 @@ CREATE TABLE IF NOT EXISTS bus_message (
     published_at INTEGER NOT NULL,
     UNIQUE (topic, event_id)
 );
-CREATE TABLE IF NOT EXISTS bus_group (
+";
+
+/// `bus_group` holds the durable consumer groups, one row per group and topic; `bus_delivery`
+/// one row per message a group has not yet acknowledged, which is the group's whole position.
+///
+/// Deliveries are the bus's hottest rows (inserted, claimed and deleted once per message and
+/// group), so they are kept narrow: a group-and-topic is its integer `group_id`, and the table
+/// has no rowid (its key is the only copy of the row's identity: two B-trees a delivery, not
+/// three). `group_id` has no foreign key: only this crate writes it, from `bus_group`, and the
+/// check would cost a lookup per delivery.
+const GROUPS_AND_DELIVERIES: &str = "
+CREATE TABLE bus_group (
+    group_id INTEGER PRIMARY KEY,
     group_name TEXT NOT NULL,
     topic TEXT NOT NULL,
     created_at INTEGER NOT NULL,
-    PRIMARY KEY (group_name, topic)
+    UNIQUE (group_name, topic)
 );
-CREATE INDEX IF NOT EXISTS bus_group_by_topic ON bus_group (topic);
-CREATE TABLE IF NOT EXISTS bus_delivery (
-    group_name TEXT NOT NULL,
+CREATE TABLE bus_delivery (
+    group_id INTEGER NOT NULL,
     seq INTEGER NOT NULL REFERENCES bus_message (seq),
-    topic TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     available_at INTEGER NOT NULL,
     in_flight INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
-    PRIMARY KEY (group_name, seq)
-);
-CREATE INDEX IF NOT EXISTS bus_delivery_ready ON bus_delivery (group_name, topic, available_at, seq);
-CREATE TRIGGER IF NOT EXISTS bus_message_fan_out AFTER INSERT ON bus_message
+    PRIMARY KEY (group_id, seq)
+) WITHOUT ROWID;
+";
+
+/// What refers to the tables by name, created after them. Storing a message gives each group
+/// of its topic a delivery, by trigger, so that a publish is a single statement. The ready
+/// index carries `attempts` so that a claim picks its rows from the index alone.
+const INDEXES: &str = "
+CREATE INDEX bus_group_by_topic ON bus_group (topic);
+CREATE INDEX bus_delivery_ready ON bus_delivery (group_id, available_at, seq, attempts);
+CREATE TRIGGER bus_message_fan_out AFTER INSERT ON bus_message
 BEGIN
-    INSERT INTO bus_delivery (group_name, seq, topic, attempts, available_at, in_flight)
-    SELECT group_name, NEW.seq, NEW.topic, 0, NEW.published_at, 0
+    INSERT INTO bus_delivery (group_id, seq, attempts, available_at, in_flight)
+    SELECT group_id, NEW.seq, 0, NEW.published_at, 0
     FROM bus_group WHERE topic = NEW.topic;
 END;
 ";
 
+/// Version 1 to 2, first step: the old tables set aside under other names, with what refers
+/// to them dropped.
+const SET_ASIDE_VERSION_1: &str = "
+DROP TRIGGER bus_message_fan_out;
+DROP INDEX bus_delivery_ready;
+DROP INDEX bus_group_by_topic;
+ALTER TABLE bus_group RENAME TO bus_group_v1;
+ALTER TABLE bus_delivery RENAME TO bus_delivery_v1;
+";
+
+/// Version 1 to 2, once the new tables exist: every group, position and delivery state
+/// (attempts, lease, last error) carries over. A delivery of a group missing from `bus_group`
+/// (only a hand-edited file has one) gets its group back rather than being dropped.
+const CARRY_OVER_VERSION_1: &str = "
+INSERT INTO bus_group (group_name, topic, created_at)
+SELECT group_name, topic, created_at FROM bus_group_v1 ORDER BY created_at, group_name, topic;
+INSERT INTO bus_group (group_name, topic, created_at)
+SELECT DISTINCT group_name, topic, 0 FROM bus_delivery_v1 WHERE true
+ON CONFLICT DO NOTHING;
+INSERT INTO bus_delivery (group_id, seq, attempts, available_at, in_flight, last_error)
+SELECT g.group_id, d.seq, d.attempts, d.available_at, d.in_flight, d.last_error
+FROM bus_delivery_v1 d JOIN bus_group g ON g.group_name = d.group_name AND g.topic = d.topic;
+DROP TABLE bus_delivery_v1;
+DROP TABLE bus_group_v1;
+";
+
+/// Creates the tables of a new file, or brings an older file's up to [`VERSION`]. Runs inside
+/// the opening transaction, so a migration happens whole or not at all.
 pub(crate) async fn create(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(SCHEMA).execute(conn).await?;
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut *conn)
+        .await?;
+    if version >= VERSION {
+        return Ok(());
+    }
+    // Unnumbered files before version 2 are recognised by their delivery table's group name.
+    let version_1: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('bus_delivery') WHERE name = 'group_name')",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let steps = if version_1 {
+        format!("{SET_ASIDE_VERSION_1}{GROUPS_AND_DELIVERIES}{CARRY_OVER_VERSION_1}{INDEXES}")
+    } else {
+        format!("{MESSAGES}{GROUPS_AND_DELIVERIES}{INDEXES}")
+    };
+    sqlx::raw_sql(&steps).execute(&mut *conn).await?;
+    sqlx::raw_sql(&format!("PRAGMA user_version = {VERSION}"))
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }

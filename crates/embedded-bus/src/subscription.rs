@@ -16,31 +16,31 @@ use crate::{after, bus_error, insert_dead_letter, now_ms, EmbeddedBus};
 /// The longest a waiting consumer goes without looking, should a wake-up be missed.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
-/// A claim of up to `$6` of the oldest ready deliveries of group `$2` on topic `$3` that have
-/// attempts left (`$5`), leased until `$1`; then, only when it claimed nothing (`changes()` is
+/// A claim of up to `$5` of the oldest ready deliveries of group-and-topic `$2` that have
+/// attempts left (`$4`), leased until `$1`; then, only when it claimed nothing (`changes()` is
 /// what the claim changed), a look at when the next delivery is due and whether ready ones are
 /// out of attempts. One query: one trip to the bus connection's thread.
 macro_rules! claim {
     () => {
         "UPDATE bus_delivery SET attempts = attempts + 1, in_flight = 1, available_at = $1 \
-         WHERE group_name = $2 AND seq IN ( \
+         WHERE group_id = $2 AND seq IN ( \
              SELECT seq FROM bus_delivery \
-             WHERE group_name = $2 AND topic = $3 AND available_at <= $4 AND attempts < $5 \
-             ORDER BY available_at, seq LIMIT $6) \
+             WHERE group_id = $2 AND available_at <= $3 AND attempts < $4 \
+             ORDER BY available_at, seq LIMIT $5) \
          RETURNING seq, attempts, \
              (SELECT envelope FROM bus_message m WHERE m.seq = bus_delivery.seq) AS envelope; \
          SELECT \
              (SELECT MIN(available_at) FROM bus_delivery \
-              WHERE group_name = $2 AND topic = $3) AS next_available_at, \
-             (SELECT SUM(attempts >= $5 AND available_at <= $4) FROM bus_delivery \
-              WHERE group_name = $2 AND topic = $3) AS exhausted \
+              WHERE group_id = $2) AS next_available_at, \
+             (SELECT COUNT(*) FROM bus_delivery \
+              WHERE group_id = $2 AND available_at <= $3 AND attempts >= $4) AS exhausted \
          WHERE changes() = 0"
     };
 }
 const CLAIM: &str = claim!();
-/// [`CLAIM`] after deleting the acknowledged deliveries `$7` (a JSON list of sequence numbers).
+/// [`CLAIM`] after deleting the acknowledged deliveries `$6` (a JSON list of sequence numbers).
 const ACK_AND_CLAIM: &str = concat!(
-    "DELETE FROM bus_delivery WHERE group_name = $2 AND seq IN (SELECT value FROM json_each($7)); ",
+    "DELETE FROM bus_delivery WHERE group_id = $2 AND seq IN (SELECT value FROM json_each($6)); ",
     claim!()
 );
 
@@ -48,6 +48,8 @@ pub(crate) struct EmbeddedSubscription {
     bus: EmbeddedBus,
     topic: Arc<str>,
     group: Arc<str>,
+    /// The group's id on this topic in `bus_group`, which its deliveries are keyed by.
+    group_id: i64,
     max_attempts: u32,
     ack_wait: Duration,
     wake: Arc<tokio::sync::Notify>,
@@ -79,6 +81,7 @@ impl EmbeddedSubscription {
         bus: EmbeddedBus,
         topic: &str,
         group: &str,
+        group_id: i64,
         options: SubscribeOptions,
     ) -> Self {
         let wake = bus.waker(topic, group);
@@ -86,6 +89,7 @@ impl EmbeddedSubscription {
             bus,
             topic: topic.into(),
             group: group.into(),
+            group_id,
             // Zero attempts would dead-letter every message unseen; treat it as one.
             max_attempts: options.max_attempts.max(1),
             ack_wait: options.ack_wait,
@@ -112,8 +116,7 @@ impl EmbeddedSubscription {
         };
         let mut query = sqlx::query(sql)
             .bind(after(now, self.ack_wait))
-            .bind(&*self.group)
-            .bind(&*self.topic)
+            .bind(self.group_id)
             .bind(now)
             .bind(i64::from(self.max_attempts))
             .bind(limit);
@@ -174,6 +177,7 @@ impl EmbeddedSubscription {
             handle: Box::new(EmbeddedDeliveryHandle {
                 bus: self.bus.clone(),
                 group: self.group.clone(),
+                group_id: self.group_id,
                 topic: self.topic.clone(),
                 seq,
                 attempt,
@@ -200,11 +204,10 @@ impl EmbeddedSubscription {
             let rows = sqlx::query(
                 "SELECT d.seq, d.attempts, d.last_error, m.envelope \
                  FROM bus_delivery d JOIN bus_message m ON m.seq = d.seq \
-                 WHERE d.group_name = $1 AND d.topic = $2 AND d.available_at <= $3 \
-                 ORDER BY d.available_at, d.seq LIMIT $4",
+                 WHERE d.group_id = $1 AND d.available_at <= $2 \
+                 ORDER BY d.available_at, d.seq LIMIT $3",
             )
-            .bind(&*self.group)
-            .bind(&*self.topic)
+            .bind(self.group_id)
             .bind(now)
             .bind(limit)
             .fetch_all(&mut *tx)
@@ -213,10 +216,9 @@ impl EmbeddedSubscription {
             if rows.is_empty() {
                 let next_available_at: Option<i64> = sqlx::query_scalar(
                     "SELECT MIN(available_at) FROM bus_delivery \
-                     WHERE group_name = $1 AND topic = $2",
+                     WHERE group_id = $1",
                 )
-                .bind(&*self.group)
-                .bind(&*self.topic)
+                .bind(self.group_id)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(bus_error)?;
@@ -278,10 +280,10 @@ impl EmbeddedSubscription {
             }
             sqlx::query(
                 "UPDATE bus_delivery SET attempts = attempts + 1, in_flight = 1, available_at = $1 \
-                 WHERE group_name = $2 AND seq IN (SELECT value FROM json_each($3))",
+                 WHERE group_id = $2 AND seq IN (SELECT value FROM json_each($3))",
             )
             .bind(after(now, self.ack_wait))
-            .bind(&*self.group)
+            .bind(self.group_id)
             .bind(seq_list(&seqs))
             .execute(&mut *tx)
             .await
@@ -300,8 +302,8 @@ impl EmbeddedSubscription {
         conn: &mut sqlx::SqliteConnection,
         seq: i64,
     ) -> Result<(), BusError> {
-        sqlx::query("DELETE FROM bus_delivery WHERE group_name = $1 AND seq = $2")
-            .bind(&*self.group)
+        sqlx::query("DELETE FROM bus_delivery WHERE group_id = $1 AND seq = $2")
+            .bind(self.group_id)
             .bind(seq)
             .execute(conn)
             .await
@@ -372,7 +374,7 @@ impl Subscription for EmbeddedSubscription {
                 .as_any()
                 .downcast_ref::<EmbeddedDeliveryHandle>()
             {
-                Some(handle) if handle.group == self.group => seqs.push(handle.seq),
+                Some(handle) if handle.group_id == self.group_id => seqs.push(handle.seq),
                 _ => delivery.ack().await?,
             }
         }
@@ -391,16 +393,21 @@ impl Drop for EmbeddedSubscription {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (bus, group, seqs) = (self.bus.clone(), self.group.clone(), seq_list(&self.acked));
+        let (bus, group, group_id, seqs) = (
+            self.bus.clone(),
+            self.group.clone(),
+            self.group_id,
+            seq_list(&self.acked),
+        );
         runtime.spawn(async move {
             if bus.ensure_open().is_err() {
                 return;
             }
             let deleted = sqlx::query(
-                "DELETE FROM bus_delivery WHERE group_name = $1 \
+                "DELETE FROM bus_delivery WHERE group_id = $1 \
                  AND seq IN (SELECT value FROM json_each($2))",
             )
-            .bind(&*group)
+            .bind(group_id)
             .bind(seqs)
             .execute(bus.pool())
             .await;
@@ -420,6 +427,7 @@ fn seq_list(seqs: &[i64]) -> String {
 struct EmbeddedDeliveryHandle {
     bus: EmbeddedBus,
     group: Arc<str>,
+    group_id: i64,
     topic: Arc<str>,
     seq: i64,
     /// The attempt this handle was given: the token that proves it still holds the lease.
@@ -435,8 +443,8 @@ impl DeliveryHandle for EmbeddedDeliveryHandle {
     /// consumer meanwhile is harmless to drop because handlers are idempotent.
     async fn ack(&self) -> Result<(), BusError> {
         self.bus.ensure_open()?;
-        sqlx::query("DELETE FROM bus_delivery WHERE group_name = $1 AND seq = $2")
-            .bind(&*self.group)
+        sqlx::query("DELETE FROM bus_delivery WHERE group_id = $1 AND seq = $2")
+            .bind(self.group_id)
             .bind(self.seq)
             .execute(self.bus.pool())
             .await
@@ -453,11 +461,11 @@ impl DeliveryHandle for EmbeddedDeliveryHandle {
         // ran out.
         sqlx::query(
             "UPDATE bus_delivery SET in_flight = 0, available_at = $1, last_error = $2 \
-             WHERE group_name = $3 AND seq = $4 AND attempts = $5",
+             WHERE group_id = $3 AND seq = $4 AND attempts = $5",
         )
         .bind(after(now_ms(), delay))
         .bind(error)
-        .bind(&*self.group)
+        .bind(self.group_id)
         .bind(self.seq)
         .bind(i64::from(self.attempt))
         .execute(self.bus.pool())
@@ -482,9 +490,9 @@ impl DeliveryHandle for EmbeddedDeliveryHandle {
             .await
             .map_err(bus_error)?;
         let deleted = sqlx::query(
-            "DELETE FROM bus_delivery WHERE group_name = $1 AND seq = $2 AND attempts = $3",
+            "DELETE FROM bus_delivery WHERE group_id = $1 AND seq = $2 AND attempts = $3",
         )
-        .bind(&*self.group)
+        .bind(self.group_id)
         .bind(self.seq)
         .bind(i64::from(self.attempt))
         .execute(&mut *tx)

@@ -1,0 +1,187 @@
+//! A bus file written by an earlier layout opens with everything it held: groups, positions,
+//! leases, attempts and last errors carry over, and the migrated groups keep receiving.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use embedded_bus::EmbeddedBus;
+use kernel::{Bus, Envelope, EnvelopeContext, SubscribeOptions};
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::ConnectOptions;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+const QUIET: Duration = Duration::from_millis(300);
+
+/// The first layout, as files written before layouts were numbered hold it: deliveries keyed
+/// by group name and topic, in a table with a rowid.
+const VERSION_1: &str = "
+CREATE TABLE bus_message (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    envelope TEXT NOT NULL,
+    published_at INTEGER NOT NULL,
+    UNIQUE (topic, event_id)
+);
+CREATE TABLE bus_group (
+    group_name TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (group_name, topic)
+);
+CREATE INDEX bus_group_by_topic ON bus_group (topic);
+CREATE TABLE bus_delivery (
+    group_name TEXT NOT NULL,
+    seq INTEGER NOT NULL REFERENCES bus_message (seq),
+    topic TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    available_at INTEGER NOT NULL,
+    in_flight INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    PRIMARY KEY (group_name, seq)
+);
+CREATE INDEX bus_delivery_ready ON bus_delivery (group_name, topic, available_at, seq);
+CREATE TRIGGER bus_message_fan_out AFTER INSERT ON bus_message
+BEGIN
+    INSERT INTO bus_delivery (group_name, seq, topic, attempts, available_at, in_flight)
+    SELECT group_name, NEW.seq, NEW.topic, 0, NEW.published_at, 0
+    FROM bus_group WHERE topic = NEW.topic;
+END;
+";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Order {
+    n: u32,
+}
+
+impl kernel::IntegrationEvent for Order {
+    const TYPE: &'static str = "Order";
+    const TOPIC: &'static str = "orders";
+    const VERSION: u32 = 1;
+
+    fn subject(&self) -> String {
+        self.n.to_string()
+    }
+}
+
+fn order(n: u32) -> Envelope {
+    Envelope::wrap("test", &Order { n }, EnvelopeContext::default())
+}
+
+fn now_ms() -> i64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    i64::try_from(since.as_millis()).unwrap()
+}
+
+#[tokio::test]
+async fn a_file_of_the_first_layout_opens_with_its_groups_and_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bus.db");
+    let (acked, leased, failing, waiting) = (order(1), order(2), order(3), order(4));
+    {
+        let mut conn = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::raw_sql(VERSION_1).execute(&mut conn).await.unwrap();
+        for group in ["billing", "shipping"] {
+            sqlx::query("INSERT INTO bus_group VALUES ($1, 'orders', 0)")
+                .bind(group)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        for envelope in [&acked, &leased, &failing, &waiting] {
+            sqlx::query("INSERT INTO bus_message (topic, event_id, envelope, published_at) VALUES ('orders', $1, $2, $3)")
+                .bind(envelope.id.to_string())
+                .bind(serde_json::to_string(envelope).unwrap())
+                .bind(now_ms())
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        // billing acknowledged the first, holds a lease on the second (for an hour: only the
+        // recovery on open hands it out again) and failed the third twice.
+        sqlx::query("DELETE FROM bus_delivery WHERE group_name = 'billing' AND seq = 1")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query(
+            "UPDATE bus_delivery SET attempts = 1, in_flight = 1, available_at = $1 \
+             WHERE group_name = 'billing' AND seq = 2",
+        )
+        .bind(now_ms() + 3_600_000)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        sqlx::query(
+            "UPDATE bus_delivery SET attempts = 2, available_at = 0, last_error = 'card declined' \
+             WHERE group_name = 'billing' AND seq = 3",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+
+    let bus = EmbeddedBus::open(&path).await.unwrap();
+    assert_eq!(bus.pending("billing").await.unwrap(), 3);
+    assert_eq!(bus.pending("shipping").await.unwrap(), 4);
+    let mut billing = bus
+        .subscribe(
+            "orders",
+            "billing",
+            SubscribeOptions {
+                max_attempts: 2,
+                ack_wait: Duration::from_secs(30),
+            },
+        )
+        .await
+        .unwrap();
+    // The leased and the waiting order are handed out, the leased one as its second attempt;
+    // the failing one is out of attempts.
+    let mut attempts = HashMap::new();
+    while attempts.len() < 2 {
+        let batch = tokio::time::timeout(DEADLINE, billing.next_batch(10))
+            .await
+            .expect("deliveries within the deadline")
+            .unwrap();
+        for delivery in batch {
+            attempts.insert(delivery.envelope.id, delivery.attempt);
+            delivery.ack().await.unwrap();
+        }
+    }
+    assert_eq!(
+        attempts,
+        HashMap::from([(leased.id, 2), (waiting.id, 1)]),
+        "the leased and the waiting order, nothing else"
+    );
+    // The claim that finds nothing else ready dead-letters what is out of attempts.
+    if let Ok(delivery) = tokio::time::timeout(QUIET, billing.next()).await {
+        panic!("unexpected delivery: {delivery:?}");
+    }
+    let dead = bus.dead_letters("billing").await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, failing.id);
+    assert_eq!(dead[0].deadlettererror.as_deref(), Some("card declined"));
+    assert_eq!(dead[0].deadletterattempts, Some(2));
+
+    // Both migrated groups receive what is published now, and a second open migrates nothing.
+    let fresh = order(5);
+    bus.publish("orders", std::slice::from_ref(&fresh))
+        .await
+        .unwrap();
+    let delivery = tokio::time::timeout(DEADLINE, billing.next())
+        .await
+        .expect("the new order within the deadline")
+        .unwrap();
+    assert_eq!(delivery.envelope.id, fresh.id);
+    delivery.ack().await.unwrap();
+    bus.close().await;
+    let bus = EmbeddedBus::open(&path).await.unwrap();
+    assert_eq!(bus.pending("billing").await.unwrap(), 0);
+    assert_eq!(bus.pending("shipping").await.unwrap(), 5);
+    bus.close().await;
+}
