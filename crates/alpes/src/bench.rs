@@ -43,6 +43,8 @@ pub struct BenchOptions {
     /// A BFF already running (its bus is found through the settings); none starts one.
     pub target: Option<String>,
     pub postgres_url: String,
+    /// The `tracing` filter of the processes the benchmark starts (`ALPES_LOG` there).
+    pub platform_log: String,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -140,6 +142,7 @@ impl Deployment {
 async fn spawn_alpes(
     args: &[String],
     env: &[(String, String)],
+    log: &str,
 ) -> anyhow::Result<(Child, HashMap<String, String>)> {
     let exe = std::env::current_exe().context("locating the alpes binary")?;
     let mut command = Command::new(exe);
@@ -149,7 +152,7 @@ async fn spawn_alpes(
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
-        .env("ALPES_LOG", "warn");
+        .env("ALPES_LOG", log);
     for key in [
         "ALPES_INTEGRACIONES_PORT",
         "ALPES_ALIANZAS_PORT",
@@ -191,7 +194,7 @@ async fn spawn_alpes(
     Ok((child, urls))
 }
 
-async fn start_embedded() -> anyhow::Result<Deployment> {
+async fn start_embedded(log: &str) -> anyhow::Result<Deployment> {
     let data = tempfile::tempdir().context("a temporary data directory")?;
     let started = Instant::now();
     let (child, urls) = spawn_alpes(
@@ -201,6 +204,7 @@ async fn start_embedded() -> anyhow::Result<Deployment> {
             data.path().display().to_string(),
         ],
         &[],
+        log,
     )
     .await?;
     let ready = started.elapsed();
@@ -260,7 +264,7 @@ async fn start_distributed(
                 env.push((key.to_owned(), urls[service].clone()));
             }
         }
-        let (child, printed) = spawn_alpes(&args, &env).await?;
+        let (child, printed) = spawn_alpes(&args, &env, &options.platform_log).await?;
         children.push(child);
         urls.extend(printed);
     }
@@ -366,7 +370,7 @@ pub async fn run(settings: &Settings, options: BenchOptions) -> anyhow::Result<R
             ready: None,
             data: None,
         },
-        (None, BenchMode::Embedded) => start_embedded().await?,
+        (None, BenchMode::Embedded) => start_embedded(&options.platform_log).await?,
         (None, BenchMode::Distributed) => start_distributed(settings, &options, &prefix).await?,
     };
     let result = measure(settings, &options, &deployment, &prefix).await;

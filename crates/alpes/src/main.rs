@@ -75,6 +75,10 @@ enum Command {
         /// Print one JSON object instead of the summary.
         #[arg(long)]
         json: bool,
+        /// The log filter of the platform's processes (a `tracing` filter, as `ALPES_LOG`);
+        /// they log to this command's standard error.
+        #[arg(long, default_value = "warn")]
+        platform_log: String,
     },
     /// Inspects and re-drives dead letters of the embedded bus (safe while `alpes up` runs).
     Dlq {
@@ -156,6 +160,7 @@ fn main() -> anyhow::Result<()> {
                 target,
                 postgres_url,
                 json,
+                platform_log,
             } => {
                 let rate = match rate.as_str() {
                     "max" => None,
@@ -170,6 +175,7 @@ fn main() -> anyhow::Result<()> {
                     concurrency: concurrency.max(1),
                     target,
                     postgres_url,
+                    platform_log,
                 };
                 let report = alpes::bench::run(&settings, options).await?;
                 if json {
