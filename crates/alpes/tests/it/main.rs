@@ -1,6 +1,7 @@
 //! End-to-end tests of the `alpes` binary as a user runs it: `alpes up` over real sockets,
-//! clean shutdown, and a kill -9 in the middle of a burst of writes.
+//! clean shutdown, a kill -9 in the middle of a burst of writes, and `alpes bench`.
 
+mod bench;
 mod crash;
 mod saga;
 mod up;
