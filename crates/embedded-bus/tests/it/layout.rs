@@ -5,10 +5,11 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use embedded_bus::EmbeddedBus;
-use kernel::{Bus, Envelope, EnvelopeContext, SubscribeOptions};
-use serde::{Deserialize, Serialize};
+use kernel::{Bus, SubscribeOptions};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::ConnectOptions;
+
+use crate::ping;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 const QUIET: Duration = Duration::from_millis(300);
@@ -50,25 +51,6 @@ BEGIN
 END;
 ";
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Order {
-    n: u32,
-}
-
-impl kernel::IntegrationEvent for Order {
-    const TYPE: &'static str = "Order";
-    const TOPIC: &'static str = "orders";
-    const VERSION: u32 = 1;
-
-    fn subject(&self) -> String {
-        self.n.to_string()
-    }
-}
-
-fn order(n: u32) -> Envelope {
-    Envelope::wrap("test", &Order { n }, EnvelopeContext::default())
-}
-
 fn now_ms() -> i64 {
     let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     i64::try_from(since.as_millis()).unwrap()
@@ -78,7 +60,7 @@ fn now_ms() -> i64 {
 async fn a_file_of_the_first_layout_opens_with_its_groups_and_deliveries() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bus.db");
-    let (acked, leased, failing, waiting) = (order(1), order(2), order(3), order(4));
+    let (acked, leased, failing, waiting) = (ping(1), ping(2), ping(3), ping(4));
     {
         let mut conn = SqliteConnectOptions::new()
             .filename(&path)
@@ -169,7 +151,7 @@ async fn a_file_of_the_first_layout_opens_with_its_groups_and_deliveries() {
     assert_eq!(dead[0].deadletterattempts, Some(2));
 
     // Both migrated groups receive what is published now, and a second open migrates nothing.
-    let fresh = order(5);
+    let fresh = ping(5);
     bus.publish("orders", std::slice::from_ref(&fresh))
         .await
         .unwrap();

@@ -5,31 +5,13 @@ use std::time::Duration;
 
 use embedded_bus::EmbeddedBus;
 use kernel::bus::dead_letter_topic;
-use kernel::{Bus, BusError, Delivery, Envelope, EnvelopeContext, SubscribeOptions, Subscription};
-use serde::{Deserialize, Serialize};
+use kernel::{Bus, BusError, Delivery, Envelope, SubscribeOptions, Subscription};
 use testkit::bus::fresh_bus;
+
+use crate::ping;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 const QUIET: Duration = Duration::from_millis(300);
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Ping {
-    n: u32,
-}
-
-impl kernel::IntegrationEvent for Ping {
-    const TYPE: &'static str = "Ping";
-    const TOPIC: &'static str = "pings";
-    const VERSION: u32 = 1;
-
-    fn subject(&self) -> String {
-        self.n.to_string()
-    }
-}
-
-fn ping(n: u32) -> Envelope {
-    Envelope::wrap("test", &Ping { n }, EnvelopeContext::default())
-}
 
 fn options(max_attempts: u32, ack_wait: Duration) -> SubscribeOptions {
     SubscribeOptions {
