@@ -99,7 +99,8 @@ impl std::fmt::Debug for EmbeddedBus {
 
 impl EmbeddedBus {
     /// Opens (creating if missing) the bus file at `path` and recovers from a previous process:
-    /// every delivery it left in flight becomes available at once.
+    /// every delivery it left in flight becomes available at once. A file of an earlier layout
+    /// is brought up to date first.
     ///
     /// Fails with `BusError::Unavailable` when the file cannot be opened or is not a bus.
     pub async fn open(path: &Path) -> Result<EmbeddedBus, BusError> {
@@ -109,6 +110,7 @@ impl EmbeddedBus {
     /// Opens the bus file beside the process that owns it, without taking over its leases:
     /// for operator tools (`alpes dlq …`) that run while the platform is up. SQLite's locking
     /// keeps the two processes' writes apart; the owner notices new deliveries at its next poll.
+    /// A file of an earlier layout is refused (left for its owner's `open` to migrate).
     pub async fn attach(path: &Path) -> Result<EmbeddedBus, BusError> {
         if !path.exists() {
             return Err(BusError::Unavailable(format!(
@@ -150,7 +152,16 @@ impl EmbeddedBus {
                 BusError::Unavailable(format!("cannot open bus file {}: {error}", path.display()))
             })?;
         let mut tx = pool.begin_with(BEGIN_WRITE).await.map_err(bus_error)?;
-        schema::create(&mut tx).await.map_err(bus_error)?;
+        let layout = schema::layout(&mut tx).await.map_err(bus_error)?;
+        if !recover && matches!(layout, schema::Layout::Earlier) {
+            // The owner, perhaps a build that reads only that layout, may be running: changing
+            // the file under it is its own business.
+            return Err(BusError::Unavailable(format!(
+                "bus file {} has an earlier layout; start the platform once to bring it up to date",
+                path.display()
+            )));
+        }
+        schema::create(&mut tx, layout).await.map_err(bus_error)?;
         if recover {
             // The previous owner of the file is gone, so nobody will settle its leases.
             sqlx::query(

@@ -88,14 +88,22 @@ DROP TABLE bus_delivery_v1;
 DROP TABLE bus_group_v1;
 ";
 
-/// Creates the tables of a new file, or brings an older file's up to [`VERSION`]. Runs inside
-/// the opening transaction, so a migration happens whole or not at all.
-pub(crate) async fn create(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+/// What opening a file finds: a layout to create or migrate, or the current one.
+pub(crate) enum Layout {
+    /// A new file: no tables yet.
+    New,
+    /// A file of an earlier layout, which [`create`] migrates.
+    Earlier,
+    Current,
+}
+
+/// The layout of the file `conn` is open on.
+pub(crate) async fn layout(conn: &mut SqliteConnection) -> Result<Layout, sqlx::Error> {
     let version: i64 = sqlx::query_scalar("PRAGMA user_version")
         .fetch_one(&mut *conn)
         .await?;
     if version >= VERSION {
-        return Ok(());
+        return Ok(Layout::Current);
     }
     // Unnumbered files before version 2 are recognised by their delivery table's group name.
     let version_1: bool = sqlx::query_scalar(
@@ -103,10 +111,22 @@ pub(crate) async fn create(conn: &mut SqliteConnection) -> Result<(), sqlx::Erro
     )
     .fetch_one(&mut *conn)
     .await?;
-    let steps = if version_1 {
-        format!("{SET_ASIDE_VERSION_1}{GROUPS_AND_DELIVERIES}{CARRY_OVER_VERSION_1}{INDEXES}")
+    Ok(if version_1 {
+        Layout::Earlier
     } else {
-        format!("{MESSAGES}{GROUPS_AND_DELIVERIES}{INDEXES}")
+        Layout::New
+    })
+}
+
+/// Creates the tables of a new file, or brings an earlier layout (`layout`) up to [`VERSION`].
+/// Runs inside the opening transaction, so a migration happens whole or not at all.
+pub(crate) async fn create(conn: &mut SqliteConnection, layout: Layout) -> Result<(), sqlx::Error> {
+    let steps = match layout {
+        Layout::Current => return Ok(()),
+        Layout::Earlier => {
+            format!("{SET_ASIDE_VERSION_1}{GROUPS_AND_DELIVERIES}{CARRY_OVER_VERSION_1}{INDEXES}")
+        }
+        Layout::New => format!("{MESSAGES}{GROUPS_AND_DELIVERIES}{INDEXES}"),
     };
     sqlx::raw_sql(&steps).execute(&mut *conn).await?;
     sqlx::raw_sql(&format!("PRAGMA user_version = {VERSION}"))

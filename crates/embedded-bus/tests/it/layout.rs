@@ -2,10 +2,11 @@
 //! leases, attempts and last errors carry over, and the migrated groups keep receiving.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use embedded_bus::EmbeddedBus;
-use kernel::{Bus, SubscribeOptions};
+use kernel::{Bus, BusError, Envelope, SubscribeOptions};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::ConnectOptions;
 
@@ -56,57 +57,62 @@ fn now_ms() -> i64 {
     i64::try_from(since.as_millis()).unwrap()
 }
 
+/// Writes a file of the first layout at `path` with groups `billing` and `shipping` on
+/// `orders` and four messages: billing acknowledged the first, holds a lease on the second
+/// (for an hour: only the recovery on open hands it out again) and failed the third twice;
+/// shipping has all four to come.
+async fn first_layout_file(path: &Path) -> [Envelope; 4] {
+    let (acked, leased, failing, waiting) = (ping(1), ping(2), ping(3), ping(4));
+    let mut conn = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::raw_sql(VERSION_1).execute(&mut conn).await.unwrap();
+    for group in ["billing", "shipping"] {
+        sqlx::query("INSERT INTO bus_group VALUES ($1, 'orders', 0)")
+            .bind(group)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    for envelope in [&acked, &leased, &failing, &waiting] {
+        sqlx::query("INSERT INTO bus_message (topic, event_id, envelope, published_at) VALUES ('orders', $1, $2, $3)")
+            .bind(envelope.id.to_string())
+            .bind(serde_json::to_string(envelope).unwrap())
+            .bind(now_ms())
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    sqlx::query("DELETE FROM bus_delivery WHERE group_name = 'billing' AND seq = 1")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE bus_delivery SET attempts = 1, in_flight = 1, available_at = $1 \
+         WHERE group_name = 'billing' AND seq = 2",
+    )
+    .bind(now_ms() + 3_600_000)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE bus_delivery SET attempts = 2, available_at = 0, last_error = 'card declined' \
+         WHERE group_name = 'billing' AND seq = 3",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    [acked, leased, failing, waiting]
+}
+
 #[tokio::test]
 async fn a_file_of_the_first_layout_opens_with_its_groups_and_deliveries() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bus.db");
-    let (acked, leased, failing, waiting) = (ping(1), ping(2), ping(3), ping(4));
-    {
-        let mut conn = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .connect()
-            .await
-            .unwrap();
-        sqlx::raw_sql(VERSION_1).execute(&mut conn).await.unwrap();
-        for group in ["billing", "shipping"] {
-            sqlx::query("INSERT INTO bus_group VALUES ($1, 'orders', 0)")
-                .bind(group)
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-        for envelope in [&acked, &leased, &failing, &waiting] {
-            sqlx::query("INSERT INTO bus_message (topic, event_id, envelope, published_at) VALUES ('orders', $1, $2, $3)")
-                .bind(envelope.id.to_string())
-                .bind(serde_json::to_string(envelope).unwrap())
-                .bind(now_ms())
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-        // billing acknowledged the first, holds a lease on the second (for an hour: only the
-        // recovery on open hands it out again) and failed the third twice.
-        sqlx::query("DELETE FROM bus_delivery WHERE group_name = 'billing' AND seq = 1")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        sqlx::query(
-            "UPDATE bus_delivery SET attempts = 1, in_flight = 1, available_at = $1 \
-             WHERE group_name = 'billing' AND seq = 2",
-        )
-        .bind(now_ms() + 3_600_000)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-        sqlx::query(
-            "UPDATE bus_delivery SET attempts = 2, available_at = 0, last_error = 'card declined' \
-             WHERE group_name = 'billing' AND seq = 3",
-        )
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    }
+    let [_, leased, failing, waiting] = first_layout_file(&path).await;
 
     let bus = EmbeddedBus::open(&path).await.unwrap();
     assert_eq!(bus.pending("billing").await.unwrap(), 3);
@@ -166,4 +172,37 @@ async fn a_file_of_the_first_layout_opens_with_its_groups_and_deliveries() {
     assert_eq!(bus.pending("billing").await.unwrap(), 0);
     assert_eq!(bus.pending("shipping").await.unwrap(), 5);
     bus.close().await;
+}
+
+#[tokio::test]
+async fn an_operator_tool_leaves_a_file_of_the_first_layout_to_its_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bus.db");
+    first_layout_file(&path).await;
+
+    let refused = EmbeddedBus::attach(&path).await.unwrap_err();
+    assert!(
+        matches!(&refused, BusError::Unavailable(message) if message.contains("earlier layout")),
+        "{refused:?}"
+    );
+    let mut conn = SqliteConnectOptions::new()
+        .filename(&path)
+        .connect()
+        .await
+        .unwrap();
+    let untouched: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT user_version FROM pragma_user_version), \
+             (SELECT COUNT(*) FROM bus_delivery WHERE group_name = 'shipping')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(untouched, (0, 4), "the file is as it was written");
+    drop(conn);
+
+    let owner = EmbeddedBus::open(&path).await.unwrap();
+    let tool = EmbeddedBus::attach(&path).await.unwrap();
+    assert_eq!(tool.pending("shipping").await.unwrap(), 4);
+    tool.close().await;
+    owner.close().await;
 }
