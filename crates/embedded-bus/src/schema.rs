@@ -94,6 +94,7 @@ pub(crate) enum Layout {
     New,
     /// A file of an earlier layout, which [`create`] migrates.
     Earlier,
+    /// The layout this code writes ([`VERSION`]), or a later one.
     Current,
 }
 
