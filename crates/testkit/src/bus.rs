@@ -1,12 +1,36 @@
 //! Bus support for tests: a fresh embedded bus in a temporary directory, observer groups that
-//! see every message of a topic, and waiting for a matching envelope with a deadline.
+//! see every message of a topic, waiting for a matching envelope with a deadline, and a
+//! throwaway event to publish.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use embedded_bus::EmbeddedBus;
-use kernel::{Bus, Envelope, SubscribeOptions, Subscription};
+use kernel::{Bus, Envelope, EnvelopeContext, SubscribeOptions, Subscription};
+use serde::{Deserialize, Serialize};
 use tempfile::TempDir;
+
+/// The event adapter and storage tests publish when only its envelope matters; its payload
+/// tells messages apart.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Ping {
+    pub n: u32,
+}
+
+impl kernel::IntegrationEvent for Ping {
+    const TYPE: &'static str = "Ping";
+    const TOPIC: &'static str = "pings";
+    const VERSION: u32 = 1;
+
+    fn subject(&self) -> String {
+        self.n.to_string()
+    }
+}
+
+/// Ping number `n`, wrapped as a fresh envelope.
+pub fn ping(n: u32) -> Envelope {
+    Envelope::wrap("test", &Ping { n }, EnvelopeContext::default())
+}
 
 /// An embedded bus whose file lives in a temporary directory removed when this is dropped.
 pub struct TestBus {

@@ -9,8 +9,7 @@ use embedded_bus::EmbeddedBus;
 use kernel::{Bus, BusError, Envelope, SubscribeOptions};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::ConnectOptions;
-
-use crate::ping;
+use testkit::bus::ping;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 const QUIET: Duration = Duration::from_millis(300);

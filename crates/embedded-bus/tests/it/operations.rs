@@ -6,9 +6,7 @@ use std::time::Duration;
 use embedded_bus::EmbeddedBus;
 use kernel::bus::dead_letter_topic;
 use kernel::{Bus, BusError, Delivery, Envelope, SubscribeOptions, Subscription};
-use testkit::bus::fresh_bus;
-
-use crate::ping;
+use testkit::bus::{fresh_bus, ping};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 const QUIET: Duration = Duration::from_millis(300);

@@ -6,33 +6,14 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use kernel::bus::dead_letter_topic;
-use kernel::{Bus, BusError, Delivery, Envelope, EnvelopeContext, SubscribeOptions, Subscription};
+use kernel::{Bus, BusError, Delivery, Envelope, SubscribeOptions, Subscription};
 use nats_bus::{NatsBus, NatsBusConfig};
-use serde::{Deserialize, Serialize};
+use testkit::bus::ping;
 
 use crate::helpers::{connect, fresh_prefix, nats_url, PrivateServer, TestNats};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 const QUIET: Duration = Duration::from_millis(300);
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Ping {
-    n: u32,
-}
-
-impl kernel::IntegrationEvent for Ping {
-    const TYPE: &'static str = "Ping";
-    const TOPIC: &'static str = "pings";
-    const VERSION: u32 = 1;
-
-    fn subject(&self) -> String {
-        self.n.to_string()
-    }
-}
-
-fn ping(n: u32) -> Envelope {
-    Envelope::wrap("test", &Ping { n }, EnvelopeContext::default())
-}
 
 fn options(max_attempts: u32, ack_wait: Duration) -> SubscribeOptions {
     SubscribeOptions {

@@ -5,27 +5,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use kernel::{Bus, BusError, Envelope, EnvelopeContext, SubscribeOptions, Subscription};
-use serde::{Deserialize, Serialize};
+use kernel::{Bus, BusError, Envelope, SubscribeOptions, Subscription};
 use storage::idempotency::{self, StoredResponse};
 use storage::outbox::{self, Relay};
 use storage::{inbox, Db, Migration};
+use testkit::bus::{ping, Ping};
 use uuid::Uuid;
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Ping {
-    n: u32,
-}
-
-impl kernel::IntegrationEvent for Ping {
-    const TYPE: &'static str = "Ping";
-    const TOPIC: &'static str = "pings";
-    const VERSION: u32 = 1;
-
-    fn subject(&self) -> String {
-        self.n.to_string()
-    }
-}
 
 /// A bus that records every publish call, so a test can see a row published twice (a real bus
 /// would hide it by de-duplicating), and can be told to fail.
@@ -71,10 +56,6 @@ impl Bus for RecordingBus {
     async fn ping(&self) -> Result<(), BusError> {
         Ok(())
     }
-}
-
-fn ping(n: u32) -> Envelope {
-    Envelope::wrap("test", &Ping { n }, EnvelopeContext::default())
 }
 
 async fn append_committed(db: &Db, envelopes: &[Envelope]) {
