@@ -114,7 +114,8 @@ pub async fn insert_started<'a>(
         .collect();
     static SQL: OnceLock<(String, String)> = OnceLock::new();
     let (sqlite, postgres) = SQL.get_or_init(|| {
-        // `$1` the onboardings; the outbox rows' `$1` (time) and `$2` (list) become `$2`, `$3`.
+        // `$1` the onboardings; the outbox rows' `$1` (time), `$2` (list) and `$3` (envelopes)
+        // become `$2`, `$3`, `$4`.
         let outbox_rows = |backend| storage::renumbered(outbox::insert_list(backend), 1);
         (
             format!(
@@ -136,13 +137,15 @@ pub async fn insert_started<'a>(
             ),
         )
     });
+    let outbox_rows = outbox::list(commands);
     db.write_once(
         sqlite,
         postgres,
         vec![
             Arg::Text(storage::json_list(&rows)),
             Arg::Time(kernel::now()),
-            Arg::Text(outbox::list(commands)),
+            Arg::Text(outbox_rows.rows),
+            Arg::Bytes(outbox_rows.envelopes),
         ],
     )
     .await

@@ -294,6 +294,7 @@ impl Tx {
 pub enum Arg {
     Text(String),
     Time(DateTime<Utc>),
+    Bytes(Vec<u8>),
 }
 
 impl Arg {
@@ -305,11 +306,13 @@ impl Arg {
         DB: sqlx::Database,
         String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
         DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        Vec<u8>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     {
         for arg in args {
             query = match arg {
                 Arg::Text(text) => query.bind(text),
                 Arg::Time(time) => query.bind(time),
+                Arg::Bytes(bytes) => query.bind(bytes),
             };
         }
         query

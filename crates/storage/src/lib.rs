@@ -238,6 +238,33 @@ impl serde::Serialize for Stamp {
     }
 }
 
+/// The long texts of a list's rows (envelopes), bound as one BLOB beside the JSON list that
+/// names them: a row carries its text's 1-based byte offset and length in place of the text,
+/// and the statement cuts it out (SQLite `CAST(substr($n, offset, length) AS TEXT)`,
+/// PostgreSQL `convert_from(substring($n FROM offset FOR length), 'UTF8')`). Inside the JSON
+/// list every quote of an envelope was escaped on the way in and the database parsed,
+/// re-rendered and unescaped the text again, row by row and hop by hop: a fifth of the
+/// platform's instructions under load (BENCHMARKS.md, eighteenth run).
+#[derive(Debug, Default)]
+pub struct Texts {
+    bytes: Vec<u8>,
+}
+
+impl Texts {
+    /// Adds the text `write` writes (serialized straight into the BLOB, with no `String` of
+    /// its own) and returns where its row finds it: `(offset, length)`.
+    pub fn push_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> (usize, usize) {
+        let start = self.bytes.len();
+        write(&mut self.bytes);
+        (start + 1, self.bytes.len() - start)
+    }
+
+    /// The BLOB to bind.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
 /// Rows as one JSON list, bound as one parameter: a batch's writes as statements of fixed
 /// text. On SQLite each list is read as `WITH listed AS MATERIALIZED (SELECT key, jsonb(value)
 /// AS r FROM json_each($n))`: `json_each` hands out an object as text, which every `value ->>

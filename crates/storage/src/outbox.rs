@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use kernel::{Bus, BusError, Consumes, Envelope, Shutdown};
-use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::db::{Db, StorageError, Tx};
@@ -84,14 +83,15 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<(), sqlx::Error> {
             .map(|r| r.rows_affected()))?;
         }
         _ => {
-            let list = encode_list(
-                rows.iter()
-                    .map(|(id, topic, body)| (*id, topic.as_str(), body.as_str())),
-            );
+            let list = encode_list(rows.iter().map(|(id, topic, body)| {
+                let write = |bytes: &mut Vec<u8>| bytes.extend_from_slice(body.as_bytes());
+                (*id, topic.as_str(), write)
+            }));
             let sql = insert_list(tx.backend());
             crate::with_tx!(&mut *tx, conn => sqlx::query(sql)
                 .bind(kernel::now())
-                .bind(list)
+                .bind(&list.rows)
+                .bind(&list.envelopes)
                 .execute(conn)
                 .await
                 .map(|r| r.rows_affected()))?;
@@ -101,41 +101,64 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<(), sqlx::Error> {
 }
 
 /// The statement that writes a [`list`] of rows, in the list's order (the relay publishes by
-/// `outbox_id`), with `$1` the time they were written and `$2` the list: SQLite stores ids as
-/// 16-byte blobs (`unhex`), PostgreSQL parses the hex as a uuid. For a query that writes them
-/// with other writes ([`crate::Db::write_once`]), its placeholders move with
-/// [`crate::renumbered`].
+/// `outbox_id`), with `$1` the time they were written, `$2` the list and `$3` the envelopes
+/// ([`OutboxList`]): SQLite stores ids as 16-byte blobs (`unhex`), PostgreSQL parses the hex as
+/// a uuid. For a query that writes them with other writes ([`crate::Db::write_once`]), its
+/// placeholders move with [`crate::renumbered`].
 pub fn insert_list(backend: crate::Backend) -> &'static str {
     match backend {
         crate::Backend::Sqlite => {
             "INSERT INTO outbox (event_id, topic, envelope, created_at)
-             SELECT unhex(value ->> 0), value ->> 1, value ->> 2, $1
+             SELECT unhex(value ->> 0), value ->> 1,
+                 CAST(substr($3, value ->> 2, value ->> 3) AS TEXT), $1
              FROM json_each($2) ORDER BY key"
         }
         crate::Backend::Postgres => {
             "INSERT INTO outbox (event_id, topic, envelope, created_at)
-             SELECT (value ->> 0)::uuid, value ->> 1, value ->> 2, $1
+             SELECT (value ->> 0)::uuid, value ->> 1,
+                 convert_from(substring($3::bytea FROM (value ->> 2)::int FOR (value ->> 3)::int),
+                     'UTF8'),
+                 $1
              FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS r (value, n)
              ORDER BY n"
         }
     }
 }
 
-/// The outbox rows of `envelopes`, each published on its topic, as the JSON list
-/// [`insert_list`] reads: `[[bare hex id, topic, envelope], …]`.
-pub fn list<'a>(envelopes: impl IntoIterator<Item = (&'a str, &'a Envelope)>) -> String {
+/// Outbox rows as [`insert_list`] reads them: `rows`, a JSON list `[[bare hex id, topic,
+/// offset, length], …]`, and `envelopes`, their texts end to end ([`crate::Texts`]), each bound
+/// as a parameter of its own.
+#[derive(Debug)]
+pub struct OutboxList {
+    pub rows: String,
+    pub envelopes: Vec<u8>,
+}
+
+/// The outbox rows of `envelopes`, each published on its topic, as [`insert_list`] reads them.
+pub fn list<'a>(envelopes: impl IntoIterator<Item = (&'a str, &'a Envelope)>) -> OutboxList {
     encode_list(envelopes.into_iter().map(|(topic, envelope)| {
-        let body = serde_json::to_string(envelope).expect("envelopes serialize to JSON");
-        (envelope.id, topic, body)
+        let write = move |bytes: &mut Vec<u8>| {
+            serde_json::to_writer(bytes, envelope).expect("envelopes serialize to JSON")
+        };
+        (envelope.id, topic, write)
     }))
 }
 
-/// `(event id, topic, envelope text)` rows as the JSON list [`insert_list`] reads.
-fn encode_list<'a, B: Serialize>(rows: impl Iterator<Item = (uuid::Uuid, &'a str, B)>) -> String {
-    let rows: Vec<(crate::Hex, &str, B)> = rows
-        .map(|(id, topic, body)| (crate::Hex(id), topic, body))
+/// `(event id, topic, what writes the envelope's text)` rows as [`insert_list`] reads them.
+fn encode_list<'a, W: FnOnce(&mut Vec<u8>)>(
+    rows: impl Iterator<Item = (uuid::Uuid, &'a str, W)>,
+) -> OutboxList {
+    let mut texts = crate::Texts::default();
+    let rows: Vec<_> = rows
+        .map(|(id, topic, write)| {
+            let (offset, length) = texts.push_with(write);
+            (crate::Hex(id), topic, offset, length)
+        })
         .collect();
-    serde_json::to_string(&rows).expect("strings serialize to JSON")
+    OutboxList {
+        rows: serde_json::to_string(&rows).expect("strings serialize to JSON"),
+        envelopes: texts.into_bytes(),
+    }
 }
 
 /// Commits `tx` and, if it appended outbox rows, wakes the relay (`Relay::waker`) so they leave
