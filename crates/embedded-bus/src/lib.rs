@@ -34,15 +34,17 @@ macro_rules! begin_write {
 /// operator tool attached to the file) wrote in between; an immediate one waits its turn.
 pub(crate) const BEGIN_WRITE: &str = begin_write!();
 
-/// Stores messages (`$2`: a JSON list of `[topic, event id, envelope]`) at `$1`, each once per
-/// topic: a message published again under the same id is dropped. The schema's trigger gives
-/// every group of a message's topic its delivery.
+/// Stores messages at `$1`, each once per topic: a message published again under the same id
+/// is dropped. `$2` is a JSON list of `[topic, event id, offset, length]` and `$3` the
+/// envelopes' texts end to end, as bytes, where each message's 1-based byte offset and length
+/// find its own ([`encode_rows`]): an envelope inside the JSON list was escaped on the way in,
+/// and parsed, re-rendered and unescaped by SQLite, which was most of a publish's work. The
+/// schema's trigger gives every group of a message's topic its delivery.
 macro_rules! insert_messages {
     () => {
         // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT, not a join.
         "INSERT INTO bus_message (topic, event_id, envelope, published_at) \
-         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
-             json_extract(value, '$[2]'), $1 \
+         SELECT value ->> 0, value ->> 1, CAST(substr($3, value ->> 2, value ->> 3) AS TEXT), $1 \
          FROM json_each($2) WHERE true ORDER BY key \
          ON CONFLICT (topic, event_id) DO NOTHING"
     };
@@ -403,9 +405,11 @@ impl EmbeddedBus {
     ) -> Result<std::collections::BTreeSet<String>, BusError> {
         self.ensure_open()?;
         let mut conn = self.inner.pool.acquire().await.map_err(bus_error)?;
+        let (list, envelopes) = encode_rows(rows);
         let published: Result<Vec<String>, sqlx::Error> = sqlx::query_scalar(PUBLISH)
             .bind(now_ms())
-            .bind(serde_json::to_string(rows).expect("strings serialize to JSON"))
+            .bind(list)
+            .bind(envelopes)
             .fetch_all(&mut *conn)
             .await;
         match published {
@@ -600,17 +604,18 @@ pub(crate) async fn insert_messages(
     envelopes: &[Envelope],
     now: i64,
 ) -> Result<(), BusError> {
-    let rows = message_rows(topic, envelopes)?;
+    let (list, envelopes) = encode_rows(&message_rows(topic, envelopes)?);
     sqlx::query(insert_messages!())
         .bind(now)
-        .bind(serde_json::to_string(&rows).expect("strings serialize to JSON"))
+        .bind(list)
+        .bind(envelopes)
         .execute(&mut *conn)
         .await
         .map_err(bus_error)?;
     Ok(())
 }
 
-/// `envelopes` on `topic` as the `[topic, event id, envelope]` rows [`insert_messages!`] reads.
+/// `envelopes` on `topic` as the `[topic, event id, envelope]` rows [`encode_rows`] takes.
 fn message_rows(
     topic: &str,
     envelopes: &[Envelope],
@@ -627,6 +632,22 @@ fn message_rows(
             Ok((topic.to_owned(), envelope.id.to_string(), body))
         })
         .collect()
+}
+
+/// `[topic, event id, envelope]` rows as [`insert_messages!`] reads them: the JSON list of
+/// `[topic, event id, offset, length]` and the envelopes end to end.
+fn encode_rows(rows: &[(String, String, String)]) -> (String, Vec<u8>) {
+    let mut envelopes = Vec::with_capacity(rows.iter().map(|(_, _, body)| body.len()).sum());
+    let list: Vec<(&str, &str, usize, usize)> = rows
+        .iter()
+        .map(|(topic, event_id, body)| {
+            let offset = envelopes.len() + 1;
+            envelopes.extend_from_slice(body.as_bytes());
+            (topic.as_str(), event_id.as_str(), offset, body.len())
+        })
+        .collect();
+    let list = serde_json::to_string(&list).expect("strings serialize to JSON");
+    (list, envelopes)
 }
 
 /// What a publisher heard from the commit that took its messages along.

@@ -162,6 +162,38 @@ pub async fn delivery_carries_the_published_envelope(bus: Arc<dyn Bus>) {
     ack(delivery).await;
 }
 
+/// Envelopes published together arrive byte for byte, whatever their text holds: quotes,
+/// backslashes, control characters and characters of several bytes in the subject and the
+/// data (an adapter that cuts texts out of a batch by character instead of by byte, or
+/// escapes them once too often or too few, garbles them).
+pub async fn envelopes_published_together_arrive_byte_for_byte(bus: Arc<dyn Bus>) {
+    let topic = unique("topic");
+    let mut subscription = subscribe(bus.as_ref(), &topic, &unique("group"), patient()).await;
+    let texts = [
+        "comillas \"dobles\", barra \\ y salto\nde línea",
+        "ñandú, 東京, 🦙, \u{0001} y \t",
+        "",
+        "\\\"",
+    ];
+    let sent: Vec<Envelope> = texts
+        .iter()
+        .zip(probes(texts.len() as u32))
+        .map(|(text, mut envelope)| {
+            envelope.subject = (*text).to_owned();
+            envelope.data = serde_json::json!({ "n": 0, "texto": text }).into();
+            envelope
+        })
+        .collect();
+    publish(bus.as_ref(), &topic, &sent).await;
+    let mut got = Vec::new();
+    for _ in 0..sent.len() {
+        let delivery = next(&mut subscription, "an envelope of the batch").await;
+        got.push(delivery.envelope.clone());
+        ack(delivery).await;
+    }
+    assert_eq!(got, sent);
+}
+
 /// An acked message is never handed out again, not even after its ack wait, nor to a new
 /// consumer of the same group.
 pub async fn acked_message_is_not_redelivered(bus: Arc<dyn Bus>) {
