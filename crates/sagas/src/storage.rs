@@ -358,6 +358,8 @@ struct Lists<'a> {
     nuevas: Vec<SagaJson<'a>>,
     /// Log rows, each with its place `k` among its saga's rows of the batch.
     registradas: Vec<LogJson<'a>>,
+    /// The log rows' event data end to end, bound beside their list (`storage::Texts`).
+    datos: Vec<u8>,
 }
 
 /// A saga as a JSON object named as its columns; `expected_version` only for a change.
@@ -408,7 +410,9 @@ impl<'a> SagaJson<'a> {
     }
 }
 
-/// A log row as a JSON object named as its columns, with its place `k` instead of `orden`.
+/// A log row as a JSON object named as its columns, with its place `k` instead of `orden` and
+/// where its event data lies in [`Lists::datos`] (1-based byte offset and length) instead of
+/// the text: escaped into the list, the payload was parsed and unescaped again row by row.
 #[derive(serde::Serialize)]
 struct LogJson<'a> {
     saga_evento_id: Hex,
@@ -416,7 +420,8 @@ struct LogJson<'a> {
     k: i64,
     event_id: Hex,
     tipo_evento: &'a str,
-    evento_data: &'a str,
+    evento_data_at: usize,
+    evento_data_len: usize,
     estado_procesamiento: &'static str,
     error: Option<&'a str>,
     recibido_en: Stamp,
@@ -431,6 +436,7 @@ impl<'a> Lists<'a> {
         let mut collapsed: Vec<Collapsed<'a>> = Vec::new();
         let mut at: HashMap<Uuid, usize> = HashMap::new();
         let mut registradas = Vec::new();
+        let mut datos = ::storage::Texts::default();
         let mut rows_of: HashMap<Uuid, i64> = HashMap::new();
         for step in steps {
             let saga = &step.stored.saga;
@@ -453,13 +459,17 @@ impl<'a> Lists<'a> {
             for entry in step.entries {
                 let k = rows_of.entry(saga.saga_id).or_insert(0);
                 *k += 1;
+                let (evento_data_at, evento_data_len) = datos.push_with(|bytes| {
+                    bytes.extend_from_slice(entry.evento_data.text().as_bytes())
+                });
                 registradas.push(LogJson {
                     saga_evento_id: Hex(kernel::new_id()),
                     saga_id: Hex(saga.saga_id),
                     k: *k,
                     event_id: Hex(entry.event_id),
                     tipo_evento: &entry.tipo_evento,
-                    evento_data: entry.evento_data.text(),
+                    evento_data_at,
+                    evento_data_len,
                     estado_procesamiento: entry.estado_procesamiento.as_str(),
                     error: entry.error.as_deref(),
                     recibido_en: Stamp(entry.recibido_en),
@@ -478,6 +488,7 @@ impl<'a> Lists<'a> {
             collapsed,
             nuevas,
             registradas,
+            datos: datos.into_bytes(),
         })
     }
 
@@ -530,7 +541,8 @@ const SAVE_STEPS_SQLITE: &str = "WITH nuevas AS MATERIALIZED (
      SELECT unhex(r ->> 'saga_evento_id'), unhex(r ->> 'saga_id'),
         (SELECT COALESCE(MAX(e.orden), 0) FROM saga_evento e
          WHERE e.saga_id = unhex(r ->> 'saga_id')) + (r ->> 'k'),
-        unhex(r ->> 'event_id'), r ->> 'tipo_evento', r ->> 'evento_data',
+        unhex(r ->> 'event_id'), r ->> 'tipo_evento',
+        CAST(substr($4, r ->> 'evento_data_at', r ->> 'evento_data_len') AS TEXT),
         r ->> 'estado_procesamiento', r ->> 'error', r ->> 'recibido_en', r ->> 'procesado_en',
         unhex(r ->> 'partner_id'), unhex(r ->> 'onboarding_id')
      FROM registradas ORDER BY key
@@ -548,6 +560,7 @@ async fn save_steps_sqlite(
         .bind(json_list(&lists.nuevas))
         .bind(json_list(&cambiadas))
         .bind(json_list(&lists.registradas))
+        .bind(&lists.datos)
         .fetch_all(&mut **transaction)
         .await?;
     Ok(written.len() as i64 == lists.rows())
@@ -574,10 +587,13 @@ const REGISTRADAS_POSTGRES: &str = "registradas AS (INSERT INTO saga_evento (sag
         recibido_en, procesado_en, partner_id, onboarding_id)
      SELECT r.saga_evento_id, r.saga_id,
         (SELECT COALESCE(MAX(e.orden), 0) FROM saga_evento e WHERE e.saga_id = r.saga_id) + r.k,
-        r.event_id, r.tipo_evento, r.evento_data, r.estado_procesamiento, r.error,
+        r.event_id, r.tipo_evento,
+        convert_from(substring($3::bytea FROM r.evento_data_at FOR r.evento_data_len), 'UTF8'),
+        r.estado_procesamiento, r.error,
         r.recibido_en, r.procesado_en, r.partner_id, r.onboarding_id
      FROM jsonb_to_recordset($2::jsonb) AS r (saga_evento_id uuid, saga_id uuid, k bigint,
-        event_id uuid, tipo_evento text, evento_data text, estado_procesamiento text, error text,
+        event_id uuid, tipo_evento text, evento_data_at int, evento_data_len int,
+        estado_procesamiento text, error text,
         recibido_en timestamptz, procesado_en timestamptz, partner_id uuid, onboarding_id uuid)
      RETURNING 1)";
 
@@ -589,7 +605,8 @@ async fn save_steps_postgres(
     transaction: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     lists: &Lists<'_>,
 ) -> Result<bool, sqlx::Error> {
-    // `$1` and `$2` are the JSON lists; each update's own eleven arguments follow.
+    // `$1` and `$2` are the JSON lists and `$3` the log rows' event data; each update's own
+    // eleven arguments follow.
     let mut parts = vec![NUEVAS_POSTGRES.to_owned(), REGISTRADAS_POSTGRES.to_owned()];
     let mut counts = vec![
         "(SELECT COUNT(*) FROM nuevas)".to_owned(),
@@ -599,14 +616,15 @@ async fn save_steps_postgres(
         let name = format!("cambiada_{n}");
         parts.push(format!(
             "{name} AS ({} RETURNING 1)",
-            ::storage::renumbered(UPDATE_SAGA, 2 + n * UPDATE_SAGA_PARAMS)
+            ::storage::renumbered(UPDATE_SAGA, 3 + n * UPDATE_SAGA_PARAMS)
         ));
         counts.push(format!("(SELECT COUNT(*) FROM {name})"));
     }
     let sql = format!("WITH {} SELECT {}", parts.join(",\n"), counts.join(" + "));
     let mut query = sqlx::query_scalar::<_, i64>(&sql)
         .bind(json_list(&lists.nuevas))
-        .bind(json_list(&lists.registradas));
+        .bind(json_list(&lists.registradas))
+        .bind(&lists.datos);
     for (stored, expected_version) in lists.cambiadas() {
         query = bind_update_saga!(query, stored, expected_version);
     }
