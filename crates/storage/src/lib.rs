@@ -243,8 +243,9 @@ impl serde::Serialize for Stamp {
 /// and the statement cuts it out (SQLite `CAST(substr($n, offset, length) AS TEXT)`,
 /// PostgreSQL `convert_from(substring($n FROM offset FOR length), 'UTF8')`). Inside the JSON
 /// list every quote of an envelope was escaped on the way in and the database parsed,
-/// re-rendered and unescaped the text again, row by row and hop by hop: a fifth of the
-/// platform's instructions under load (BENCHMARKS.md, eighteenth run).
+/// re-rendered and unescaped the text again, row by row and hop by hop: that was ~7% of the
+/// platform's instructions a saga, and a fifth of them under a backlog (BENCHMARKS.md,
+/// eighteenth run).
 #[derive(Debug, Default)]
 pub struct Texts {
     bytes: Vec<u8>,
