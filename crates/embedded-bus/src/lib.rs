@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use kernel::bus::dead_letter_topic;
-use kernel::{Bus, BusError, Envelope, SubscribeOptions, Subscription};
+use kernel::{Bus, BusError, Envelope, EnvelopeText, SubscribeOptions, Subscription};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
 use tokio::sync::Notify;
@@ -398,6 +398,39 @@ impl EmbeddedBus {
         }
     }
 
+    /// Stores `rows` (`[topic, event id, envelope]`) in the next group commit and waits for
+    /// its outcome: a publisher committing now takes them along, or this one becomes the
+    /// committer and takes along whatever waits by then.
+    async fn publish_rows(&self, rows: Vec<(String, String, String)>) -> Result<(), BusError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let (done, mut committed) = tokio::sync::oneshot::channel();
+        self.inner
+            .waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Waiting { rows, done });
+        let committer = tokio::select! {
+            biased;
+            result = &mut committed => return committed_result(result),
+            committer = self.inner.committer.lock() => committer,
+        };
+        if let Ok(result) = committed.try_recv() {
+            return result;
+        }
+        let batch = std::mem::take(
+            &mut *self
+                .inner
+                .waiting
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        self.commit_publishes(batch).await;
+        drop(committer);
+        committed_result(committed.await)
+    }
+
     /// Runs [`PUBLISH`] over `rows`; returns the topics that gained a message.
     async fn insert_published(
         &self,
@@ -485,35 +518,26 @@ impl Bus for EmbeddedBus {
         for (topic, envelopes) in runs {
             rows.extend(message_rows(topic, envelopes)?);
         }
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let (done, mut committed) = tokio::sync::oneshot::channel();
-        self.inner
-            .waiting
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Waiting { rows, done });
-        // Either a publisher committing now takes this one along, or this one becomes the
-        // committer and takes along whatever waits by then.
-        let committer = tokio::select! {
-            biased;
-            result = &mut committed => return committed_result(result),
-            committer = self.inner.committer.lock() => committer,
-        };
-        if let Ok(result) = committed.try_recv() {
-            return result;
-        }
-        let batch = std::mem::take(
-            &mut *self
-                .inner
-                .waiting
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
-        self.commit_publishes(batch).await;
-        drop(committer);
-        committed_result(committed.await)
+        self.publish_rows(rows).await
+    }
+
+    /// The texts are stored as they are: the bus keeps an envelope as text, and a text that is
+    /// not one is dropped, with an error logged, by the consumers that claim it.
+    async fn publish_texts(&self, runs: &[(&str, &[EnvelopeText<'_>])]) -> Result<(), BusError> {
+        self.ensure_open()?;
+        let rows = runs
+            .iter()
+            .flat_map(|(topic, texts)| {
+                texts.iter().map(|text| {
+                    (
+                        (*topic).to_owned(),
+                        text.id.to_string(),
+                        text.text.to_owned(),
+                    )
+                })
+            })
+            .collect();
+        self.publish_rows(rows).await
     }
 
     async fn subscribe(

@@ -9,6 +9,13 @@ use async_trait::async_trait;
 
 use crate::envelope::Envelope;
 
+/// An envelope as the text `serde_json` wrote for it (what an outbox row holds), with its id.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvelopeText<'a> {
+    pub id: uuid::Uuid,
+    pub text: &'a str,
+}
+
 /// A failure of the bus itself (its storage or its broker), never of a handler.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BusError {
@@ -55,6 +62,34 @@ pub trait Bus: Send + Sync + 'static {
             self.publish(topic, envelopes).await?;
         }
         Ok(())
+    }
+
+    /// Publishes runs of envelopes held as text, as [`Bus::publish_runs`] does with parsed
+    /// ones. The outbox relay holds its rows as text: an adapter that stores or sends text
+    /// takes it as it is, instead of having it parsed into an [`Envelope`] only to write it
+    /// out again. By default each text is parsed and the runs go to `publish_runs`; a text
+    /// that is not an envelope then fails the publish.
+    async fn publish_texts(&self, runs: &[(&str, &[EnvelopeText<'_>])]) -> Result<(), BusError> {
+        let mut parsed: Vec<(&str, Vec<Envelope>)> = Vec::with_capacity(runs.len());
+        for (topic, texts) in runs {
+            let envelopes = texts
+                .iter()
+                .map(|text| {
+                    serde_json::from_str::<Envelope>(text.text).map_err(|error| {
+                        BusError::Unavailable(format!(
+                            "the text of event {} is not an envelope: {error}",
+                            text.id
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            parsed.push((topic, envelopes));
+        }
+        let runs: Vec<(&str, &[Envelope])> = parsed
+            .iter()
+            .map(|(topic, envelopes)| (*topic, envelopes.as_slice()))
+            .collect();
+        self.publish_runs(&runs).await
     }
 
     /// Joins `group` as a consumer of `topic`, creating the group durably if it is new (a new

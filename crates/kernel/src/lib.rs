@@ -13,7 +13,9 @@ pub mod shutdown;
 pub mod text;
 mod wire;
 
-pub use bus::{Bus, BusError, Delivery, DeliveryHandle, SubscribeOptions, Subscription};
+pub use bus::{
+    Bus, BusError, Delivery, DeliveryHandle, EnvelopeText, SubscribeOptions, Subscription,
+};
 pub use consumer::{run_consumer, spawn_consumers, Consumes, HandlerError, MessageHandler};
 pub use envelope::{Envelope, EnvelopeContext, Payload};
 pub use event::{DecodeError, IntegrationEvent};

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kernel::{Bus, BusError, Consumes, Envelope, Shutdown};
+use kernel::{Bus, BusError, Consumes, Envelope, EnvelopeText, Shutdown};
 use tokio::sync::Notify;
 
 use crate::db::{Db, StorageError, Tx};
@@ -186,9 +186,10 @@ pub enum RelayError {
     Sqlx(#[from] sqlx::Error),
     #[error(transparent)]
     Bus(#[from] kernel::BusError),
-    #[error("outbox row {0} holds an unreadable envelope: {1}")]
-    Corrupt(i64, serde_json::Error),
 }
+
+/// An outbox row as the relay reads it: `(outbox_id, event_id, topic, envelope)`.
+type Row = (i64, uuid::Uuid, String, String);
 
 /// Moves committed outbox rows to the bus.
 #[derive(Clone)]
@@ -209,7 +210,7 @@ const TAKE_POSTGRES: &str = "DELETE FROM outbox WHERE outbox_id = ANY(ARRAY(
         WHERE claimed_until IS NULL OR claimed_until < $1
         ORDER BY outbox_id LIMIT $2
         FOR UPDATE SKIP LOCKED))
-    RETURNING outbox_id, topic, envelope";
+    RETURNING outbox_id, event_id, topic, envelope";
 
 /// The relay's transaction on PostgreSQL, opened in the same round trip as its settings:
 ///
@@ -271,8 +272,8 @@ impl Relay {
         lock: &tokio::sync::Mutex<Published>,
     ) -> Result<usize, RelayError> {
         let mut published = lock.lock().await;
-        let rows: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT outbox_id, topic, envelope FROM outbox
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT outbox_id, event_id, topic, envelope FROM outbox
              WHERE outbox_id > $3 AND (claimed_until IS NULL OR claimed_until < $1)
              ORDER BY outbox_id LIMIT $2",
         )
@@ -284,12 +285,12 @@ impl Relay {
         if !rows.is_empty() {
             self.publish(&rows).await?;
         }
-        if let Some((last, _, _)) = rows.last() {
+        if let Some((last, ..)) = rows.last() {
             published.upto = *last;
         }
         published
             .undeleted
-            .extend(rows.iter().map(|(outbox_id, _, _)| *outbox_id));
+            .extend(rows.iter().map(|(outbox_id, ..)| *outbox_id));
         let caught_up = (rows.len() as i64) < self.batch_size;
         if published.undeleted.is_empty()
             || !(caught_up || published.undeleted.len() >= MAX_UNDELETED)
@@ -311,14 +312,14 @@ impl Relay {
     /// mid-batch releases it at once (its connection drops). One commit per batch.
     async fn relay_in_tx(&self, pool: &sqlx::PgPool) -> Result<usize, RelayError> {
         let mut tx = pool.begin_with(BEGIN_RELAY_POSTGRES).await?;
-        let mut rows: Vec<(i64, String, String)> = sqlx::query_as(TAKE_POSTGRES)
+        let mut rows: Vec<Row> = sqlx::query_as(TAKE_POSTGRES)
             .bind(kernel::now())
             .bind(self.batch_size)
             .fetch_all(&mut *tx)
             .await?;
         if !rows.is_empty() {
             // The statement returns rows in no particular order; publish them oldest first.
-            rows.sort_by_key(|(outbox_id, _, _)| *outbox_id);
+            rows.sort_by_key(|(outbox_id, ..)| *outbox_id);
             if let Err(error) = self.publish(&rows).await {
                 // Rolled back here, not when the pooled connection is next used: until then
                 // the rows stay locked, and the next attempt (on another connection) would
@@ -332,24 +333,26 @@ impl Relay {
     }
 
     /// Publishes rows in outbox order, in one bus call: each run of rows with the same topic
-    /// is one run of `Bus::publish_runs`.
-    async fn publish(&self, rows: &[(i64, String, String)]) -> Result<(), RelayError> {
-        let mut runs: Vec<(&str, Vec<Envelope>)> = Vec::new();
-        for (outbox_id, topic, body) in rows {
-            let envelope = serde_json::from_str::<Envelope>(body)
-                .map_err(|e| RelayError::Corrupt(*outbox_id, e))?;
+    /// is one run of `Bus::publish_texts`, which takes the envelopes as the text they are
+    /// stored as (parsing each only to have the bus write it out again cost ~2.7% of the
+    /// platform's instructions under a backlog; BENCHMARKS.md, eighteenth run).
+    async fn publish(&self, rows: &[Row]) -> Result<(), RelayError> {
+        let mut runs: Vec<(&str, Vec<EnvelopeText<'_>>)> = Vec::new();
+        for (_, id, topic, body) in rows {
+            let text = EnvelopeText {
+                id: *id,
+                text: body,
+            };
             match runs.last_mut() {
-                Some((run_topic, envelopes)) if *run_topic == topic.as_str() => {
-                    envelopes.push(envelope)
-                }
-                _ => runs.push((topic, vec![envelope])),
+                Some((run_topic, texts)) if *run_topic == topic.as_str() => texts.push(text),
+                _ => runs.push((topic, vec![text])),
             }
         }
-        let runs: Vec<(&str, &[Envelope])> = runs
+        let runs: Vec<(&str, &[EnvelopeText<'_>])> = runs
             .iter()
-            .map(|(topic, envelopes)| (*topic, envelopes.as_slice()))
+            .map(|(topic, texts)| (*topic, texts.as_slice()))
             .collect();
-        self.bus.publish_runs(&runs).await?;
+        self.bus.publish_texts(&runs).await?;
         Ok(())
     }
 

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use kernel::bus::dead_letter_topic;
 use kernel::{
-    Bus, Delivery, Envelope, EnvelopeContext, IntegrationEvent, SubscribeOptions, Subscription,
+    Bus, Delivery, Envelope, EnvelopeContext, EnvelopeText, IntegrationEvent, SubscribeOptions,
+    Subscription,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -192,6 +193,40 @@ pub async fn envelopes_published_together_arrive_byte_for_byte(bus: Arc<dyn Bus>
         ack(delivery).await;
     }
     assert_eq!(got, sent);
+}
+
+/// Envelopes published as the text they are stored as (what the outbox relay does) arrive as
+/// the envelopes that text holds, on their runs' topics, in order.
+pub async fn envelopes_published_as_text_arrive_as_envelopes(bus: Arc<dyn Bus>) {
+    let group = unique("group");
+    let (left_topic, right_topic) = (unique("left"), unique("right"));
+    let mut left = subscribe(bus.as_ref(), &left_topic, &group, patient()).await;
+    let mut right = subscribe(bus.as_ref(), &right_topic, &group, patient()).await;
+    let mut sent = probes(3);
+    sent[1].subject = "ñandú \"entre comillas\" 🦙".to_owned();
+    let texts: Vec<String> = sent
+        .iter()
+        .map(|envelope| serde_json::to_string(envelope).expect("envelopes serialize"))
+        .collect();
+    let text = |i: usize| EnvelopeText {
+        id: sent[i].id,
+        text: &texts[i],
+    };
+    bus.publish_texts(&[
+        (&left_topic, &[text(0), text(1)]),
+        (&right_topic, &[text(2)]),
+    ])
+    .await
+    .expect("publish the texts");
+    for expected in &sent[0..2] {
+        let delivery = next(&mut left, "left topic").await;
+        assert_eq!(&delivery.envelope, expected);
+        ack(delivery).await;
+    }
+    let delivery = next(&mut right, "right topic").await;
+    assert_eq!(delivery.envelope, sent[2]);
+    ack(delivery).await;
+    assert_quiet(&mut left, QUIET, "left topic").await;
 }
 
 /// An acked message is never handed out again, not even after its ack wait, nor to a new

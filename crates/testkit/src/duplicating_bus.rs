@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kernel::{Bus, BusError, Delivery, DeliveryHandle, Envelope, SubscribeOptions, Subscription};
+use kernel::{
+    Bus, BusError, Delivery, DeliveryHandle, Envelope, EnvelopeText, SubscribeOptions, Subscription,
+};
 
 pub struct DuplicatingBus {
     inner: Arc<dyn Bus>,
@@ -23,6 +25,14 @@ impl DuplicatingBus {
 impl Bus for DuplicatingBus {
     async fn publish(&self, topic: &str, envelopes: &[Envelope]) -> Result<(), BusError> {
         self.inner.publish(topic, envelopes).await
+    }
+
+    async fn publish_runs(&self, runs: &[(&str, &[Envelope])]) -> Result<(), BusError> {
+        self.inner.publish_runs(runs).await
+    }
+
+    async fn publish_texts(&self, runs: &[(&str, &[EnvelopeText<'_>])]) -> Result<(), BusError> {
+        self.inner.publish_texts(runs).await
     }
 
     async fn subscribe(

@@ -25,6 +25,7 @@ conformance!(
     publish_reaches_every_group,
     delivery_carries_the_published_envelope,
     envelopes_published_together_arrive_byte_for_byte,
+    envelopes_published_as_text_arrive_as_envelopes,
     acked_message_is_not_redelivered,
     batches_are_taken_and_acked_together,
     nack_redelivers_after_the_delay,
