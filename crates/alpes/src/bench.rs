@@ -101,7 +101,106 @@ pub struct Report {
     pub idle_rss_mb: Option<f64>,
     pub peak_rss_mb: Option<f64>,
     pub ready_ms: Option<f64>,
+    /// The performance targets this run's conditions measure (see [`targets`]).
+    pub targets: Vec<TargetCheck>,
     pub samples: Vec<Sample>,
+}
+
+/// One of the platform's performance targets set against a run's figure.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetCheck {
+    /// The target as the platform states it, conditions included.
+    pub target: &'static str,
+    /// The run's figure, in the target's unit.
+    pub figure: f64,
+    pub met: bool,
+}
+
+/// 1 MB (10^6 bytes) in the MiB the RSS figures are reported in.
+const MIB_PER_MB: f64 = 1e6 / (1024.0 * 1024.0);
+
+/// The targets whose conditions this run meets, each set against its figure: the embedded
+/// platform's (≥ 1,333 sagas/s over a 60 s run offered at least that many; saga p99 ≤ 250 ms
+/// and `POST` p99 ≤ 20 ms at 1,000 offered a second; peak RSS ≤ 200 MB, idle ≤ 40 MB, ready
+/// within 1 s) and the distributed one's (≥ 400 sagas/s when offered at least that many).
+/// None applies to a platform this command did not start (`--target`): which deployment
+/// answers is unknown there. The distributed target relative to PostgreSQL's commit rate
+/// needs pgbench beside it (BENCHMARKS.md).
+pub fn targets(report: &Report) -> Vec<TargetCheck> {
+    let mut checks = Vec::new();
+    if report.platform_processes == 0 {
+        return checks;
+    }
+    let mut check = |target, figure: Option<f64>, limit: f64, at_least: bool| {
+        if let Some(figure) = figure {
+            let met = if at_least {
+                figure >= limit
+            } else {
+                figure <= limit
+            };
+            checks.push(TargetCheck {
+                target,
+                figure,
+                met,
+            });
+        }
+    };
+    let offered_at_least = |rate: u32| report.offered_rate.is_none_or(|offered| offered >= rate);
+    match report.mode {
+        "embedded" => {
+            if report.duration_s >= 60.0 && offered_at_least(1_333) {
+                check(
+                    "embedded: completed sagas/s >= 1,333 over 60 s",
+                    Some(report.completed_per_s),
+                    1_333.0,
+                    true,
+                );
+            }
+            if report.offered_rate == Some(1_000) {
+                check(
+                    "embedded: saga p99 <= 250 ms at 1,000 offered/s",
+                    Some(report.saga_latency_ms.p99),
+                    250.0,
+                    false,
+                );
+                check(
+                    "embedded: BFF POST p99 <= 20 ms at 1,000 offered/s",
+                    Some(report.post_latency_ms.p99),
+                    20.0,
+                    false,
+                );
+            }
+            check(
+                "embedded: peak RSS <= 200 MB (MiB)",
+                report.peak_rss_mb,
+                200.0 * MIB_PER_MB,
+                false,
+            );
+            check(
+                "embedded: idle RSS <= 40 MB (MiB)",
+                report.idle_rss_mb,
+                40.0 * MIB_PER_MB,
+                false,
+            );
+            check(
+                "embedded: alpes up ready <= 1 s (ms)",
+                report.ready_ms,
+                1_000.0,
+                false,
+            );
+        }
+        _ => {
+            if offered_at_least(400) {
+                check(
+                    "distributed: completed sagas/s >= 400",
+                    Some(report.completed_per_s),
+                    400.0,
+                    true,
+                );
+            }
+        }
+    }
+    checks
 }
 
 /// The platform under test: child processes this command started, or nothing (a target).
@@ -685,9 +784,13 @@ async fn measure(
         idle_rss_mb: idle.map(|(_, rss, _)| rss),
         peak_rss_mb: peak,
         ready_ms: deployment.ready.map(|ready| ready.as_secs_f64() * 1000.0),
+        targets: Vec::new(),
         samples: std::mem::take(&mut *samples.lock().expect("not poisoned")),
     };
-    Ok(report)
+    Ok(Report {
+        targets: targets(&report),
+        ..report
+    })
 }
 
 /// The human-readable summary.
@@ -728,6 +831,17 @@ pub fn render(report: &Report) -> String {
         opt(report.peak_rss_mb, "MiB"),
         opt(report.ready_ms, "ms"),
     );
+    if report.targets.is_empty() {
+        text.push_str("targets: none measured by this run\n");
+    }
+    for check in &report.targets {
+        text.push_str(&format!(
+            "target {}: {} ({:.1})\n",
+            if check.met { "met   " } else { "MISSED" },
+            check.target,
+            check.figure
+        ));
+    }
     text.push_str("t(s)  outbox-backlog  consumer-lag  completed\n");
     for sample in &report.samples {
         text.push_str(&format!(
@@ -741,4 +855,92 @@ pub fn render(report: &Report) -> String {
         ));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run started by this command, with the figures the targets read.
+    fn report(mode: &'static str, rate: Option<u32>, duration_s: f64) -> Report {
+        let latency = |p99| Percentiles {
+            p50: 1.0,
+            p95: 2.0,
+            p99,
+            max: p99 + 1.0,
+        };
+        Report {
+            mode,
+            offered_rate: rate,
+            duration_s,
+            sent: 1,
+            accepted: 1,
+            completed: 1,
+            not_completed: 0,
+            completed_per_s: 1_300.0,
+            saga_latency_ms: latency(240.0),
+            post_latency_ms: latency(25.0),
+            errors: 0,
+            platform_processes: 1,
+            platform_cpu_s: Some(1.0),
+            platform_cpu_cores: Some(1.0),
+            idle_rss_mb: Some(38.5),
+            peak_rss_mb: Some(150.0),
+            ready_ms: Some(90.0),
+            targets: Vec::new(),
+            samples: Vec::new(),
+        }
+    }
+
+    fn verdicts(report: &Report) -> Vec<(&'static str, bool)> {
+        targets(report)
+            .into_iter()
+            .map(|check| (check.target, check.met))
+            .collect()
+    }
+
+    #[test]
+    fn a_run_at_one_thousand_a_second_is_held_to_the_latency_targets() {
+        assert_eq!(
+            verdicts(&report("embedded", Some(1_000), 30.0)),
+            [
+                ("embedded: saga p99 <= 250 ms at 1,000 offered/s", true),
+                ("embedded: BFF POST p99 <= 20 ms at 1,000 offered/s", false),
+                ("embedded: peak RSS <= 200 MB (MiB)", true),
+                // 38.5 MiB is 40.4 MB.
+                ("embedded: idle RSS <= 40 MB (MiB)", false),
+                ("embedded: alpes up ready <= 1 s (ms)", true),
+            ]
+        );
+    }
+
+    #[test]
+    fn throughput_is_judged_only_over_sixty_seconds_offered_enough() {
+        let throughput = "embedded: completed sagas/s >= 1,333 over 60 s";
+        let judged = |rate, duration| {
+            targets(&report("embedded", rate, duration))
+                .into_iter()
+                .find(|check| check.target == throughput)
+        };
+        let missed = judged(Some(1_400), 60.0).expect("judged");
+        assert!(!missed.met);
+        assert_eq!(missed.figure, 1_300.0);
+        assert!(judged(None, 60.0).is_some());
+        assert!(judged(Some(1_400), 30.0).is_none());
+        assert!(judged(Some(1_000), 60.0).is_none());
+    }
+
+    #[test]
+    fn distributed_runs_and_runs_against_a_target_platform_have_their_own_rules() {
+        assert_eq!(
+            verdicts(&report("distributed", Some(600), 20.0)),
+            [("distributed: completed sagas/s >= 400", true)]
+        );
+        assert!(verdicts(&report("distributed", Some(100), 20.0)).is_empty());
+        let against_a_target = Report {
+            platform_processes: 0,
+            ..report("embedded", Some(1_000), 30.0)
+        };
+        assert!(targets(&against_a_target).is_empty());
+    }
 }

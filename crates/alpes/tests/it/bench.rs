@@ -59,6 +59,12 @@ fn assert_complete(report: &Value, processes: u64) {
         );
     }
     assert_eq!(report["platform_processes"], processes);
+    for check in report["targets"].as_array().expect("a list of targets") {
+        assert!(
+            check["target"].is_string() && check["figure"].is_f64() && check["met"].is_boolean(),
+            "{check}"
+        );
+    }
     let completed: Vec<i64> = report["samples"]
         .as_array()
         .unwrap()
@@ -85,6 +91,21 @@ async fn an_embedded_bench_completes_every_onboarding_and_reports_it_as_json() {
     assert_eq!(report["mode"], "embedded");
     assert_complete(&report, 1);
     assert!(report["ready_ms"].as_f64().unwrap() > 0.0);
+    // At 10 a second for 2 s only the memory and start-up targets are measured.
+    let targets: Vec<&str> = report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|check| check["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            "embedded: peak RSS <= 200 MB (MiB)",
+            "embedded: idle RSS <= 40 MB (MiB)",
+            "embedded: alpes up ready <= 1 s (ms)",
+        ]
+    );
     assert!(report["samples"]
         .as_array()
         .unwrap()
@@ -123,5 +144,7 @@ async fn a_distributed_bench_on_postgresql_and_nats_completes_and_drops_its_data
     .await;
     assert_eq!(report["mode"], "distributed");
     assert_complete(&report, 5);
+    // Offered 10 a second: the distributed throughput target is not measured.
+    assert_eq!(report["targets"], serde_json::json!([]));
     assert_eq!(benches().await, before, "the run's databases are dropped");
 }
