@@ -836,8 +836,8 @@ pub fn render(report: &Report) -> String {
     }
     for check in &report.targets {
         text.push_str(&format!(
-            "target {}: {} ({:.1})\n",
-            if check.met { "met   " } else { "MISSED" },
+            "target {:<6}  {}: {:.1}\n",
+            if check.met { "met" } else { "MISSED" },
             check.target,
             check.figure
         ));
