@@ -82,6 +82,16 @@ pub struct Sample {
     pub completed: u64,
 }
 
+/// The sagas sent in one second of the run (by intended send time) and their latency: a
+/// platform's warm-up or a stall shows where the run-wide percentiles only show that it happened.
+#[derive(Debug, Serialize)]
+pub struct SecondLatency {
+    /// Seconds since the start of the load: the sagas sent in `[second, second + 1)`.
+    pub second: u64,
+    pub sagas: usize,
+    pub saga_latency_ms: Percentiles,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub mode: &'static str,
@@ -104,6 +114,8 @@ pub struct Report {
     /// The performance targets this run's conditions measure (see [`targets`]).
     pub targets: Vec<TargetCheck>,
     pub samples: Vec<Sample>,
+    /// Saga latency second by second of the load.
+    pub saga_latency_by_second: Vec<SecondLatency>,
 }
 
 /// One of the platform's performance targets set against a run's figure.
@@ -740,12 +752,18 @@ async fn measure(
     let intended = shared.intended.lock().expect("not poisoned");
     let completed_at = shared.completed_at.lock().expect("not poisoned");
     let mut saga_latencies = Vec::new();
+    let mut by_second: Vec<Vec<u64>> = Vec::new();
     let mut last_completion = wall(load_end);
     for (saga_id, at) in completed_at.iter() {
         if let Some(start) = intended.get(saga_id) {
-            let latency = (*at - *start).num_microseconds().unwrap_or(0).max(0);
-            saga_latencies.push(latency as u64);
+            let latency = (*at - *start).num_microseconds().unwrap_or(0).max(0) as u64;
+            saga_latencies.push(latency);
             last_completion = last_completion.max(*at);
+            let second = (*start - started_wall).num_seconds().max(0) as usize;
+            if by_second.len() <= second {
+                by_second.resize_with(second + 1, Vec::new);
+            }
+            by_second[second].push(latency);
         }
     }
     let completed = saga_latencies.len() as u64;
@@ -786,6 +804,15 @@ async fn measure(
         ready_ms: deployment.ready.map(|ready| ready.as_secs_f64() * 1000.0),
         targets: Vec::new(),
         samples: std::mem::take(&mut *samples.lock().expect("not poisoned")),
+        saga_latency_by_second: by_second
+            .into_iter()
+            .enumerate()
+            .map(|(second, latencies)| SecondLatency {
+                second: second as u64,
+                sagas: latencies.len(),
+                saga_latency_ms: Percentiles::of(latencies),
+            })
+            .collect(),
     };
     Ok(Report {
         targets: targets(&report),
@@ -854,6 +881,14 @@ pub fn render(report: &Report) -> String {
             sample.completed
         ));
     }
+    text.push_str("sent in second  sagas  saga p50 ms  saga p99 ms  saga max ms\n");
+    for second in &report.saga_latency_by_second {
+        let latency = &second.saga_latency_ms;
+        text.push_str(&format!(
+            "{:>14}  {:>5}  {:>11.1}  {:>11.1}  {:>11.1}\n",
+            second.second, second.sagas, latency.p50, latency.p99, latency.max
+        ));
+    }
     text
 }
 
@@ -889,6 +924,7 @@ mod tests {
             ready_ms: Some(90.0),
             targets: Vec::new(),
             samples: Vec::new(),
+            saga_latency_by_second: Vec::new(),
         }
     }
 

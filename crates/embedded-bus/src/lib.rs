@@ -137,6 +137,9 @@ impl EmbeddedBus {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
+            // Statement journals in memory, not files created and deleted under load (as the
+            // services' databases keep them: storage's `TEMP_STORE`).
+            .pragma("temp_store", "memory")
             // Idle subscribers poll; logging each statement would drown the logs.
             // A claim hands over up to a batch's deliveries: sqlx's 50 would stop the
             // connection's thread half-way through one and wake it again.

@@ -45,6 +45,15 @@ const ROW_CHANNEL: usize = 256;
 /// process's memory under load.
 const STATEMENT_CACHE: usize = 24;
 
+/// Where SQLite keeps a connection's temporary files: in memory. A statement inside a
+/// transaction keeps a journal of the pages it changes (to undo itself alone); past 64 KiB that
+/// journal becomes a file in `TMPDIR`, created and deleted again, and a batch's writes passed
+/// that mark dozens of times a second under load. On ext4 without a journal every file created
+/// scans past the inodes deleted in the last minutes, which made those creations a seventh of
+/// the platform's CPU (BENCHMARKS.md, twentieth run). The journals are as large as the pages one
+/// statement changes, a few hundred KiB at most for a batch.
+const TEMP_STORE: &str = "memory";
+
 /// A service's database.
 #[derive(Debug, Clone)]
 pub enum Db {
@@ -93,6 +102,8 @@ impl Db {
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
+                // Statement journals and sorts in memory (see `TEMP_STORE`).
+                .pragma("temp_store", TEMP_STORE)
                 .statement_cache_capacity(STATEMENT_CACHE)
                 .row_buffer_size(ROW_CHANNEL)
                 .disable_statement_logging();

@@ -30,7 +30,8 @@ async fn bench(scratch: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -
 }
 
 /// What every report holds: all twenty onboardings sent, accepted and completed, ordered
-/// percentiles, the platform's CPU and memory, and samples over time.
+/// percentiles, the platform's CPU and memory, samples over time and the saga latency of each
+/// second's sends.
 fn assert_complete(report: &Value, processes: u64) {
     assert_eq!(report["offered_rate"], 10);
     for (count, expected) in [
@@ -77,6 +78,14 @@ fn assert_complete(report: &Value, processes: u64) {
             && completed.last() <= Some(&20),
         "completed over time: {completed:?}"
     );
+    // Ten sagas sent in each of the two seconds, every one of them in the series.
+    let by_second: Vec<(u64, u64)> = report["saga_latency_by_second"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["second"].as_u64().unwrap(), s["sagas"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(by_second, [(0, 10), (1, 10)], "{report}");
 }
 
 #[tokio::test]
