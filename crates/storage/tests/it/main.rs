@@ -11,8 +11,8 @@ const SCHEMA: Schema = Schema {
     migrations: &[],
 };
 
-/// What only SQLite has: the relay's unsynced delete, and its deletes put off while a
-/// backlog remains.
+/// What only SQLite has: the relay's unsynced delete, its deletes put off while a backlog
+/// remains, and temporary files kept in memory.
 mod sqlite_only {
     use testkit::db::TestDb;
 
@@ -32,6 +32,24 @@ mod sqlite_only {
             test_db.db.clone(),
         )
         .await;
+    }
+
+    /// Statement journals and sorts stay in memory on the writer and the readers: a file
+    /// created and deleted per large statement costs a file system dearly under load.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_connection_keeps_its_temporary_files_in_memory() {
+        let test_db = TestDb::sqlite(crate::SCHEMA).await;
+        let storage::Db::Sqlite { writer, reader, .. } = &test_db.db else {
+            panic!("a SQLite database");
+        };
+        const MEMORY: i64 = 2;
+        for pool in [writer, reader] {
+            let temp_store: i64 = sqlx::query_scalar("PRAGMA temp_store")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(temp_store, MEMORY);
+        }
     }
 }
 
