@@ -9,9 +9,13 @@
 //! batch is applied again without it, and the failed message is then handled alone (by then what
 //! the rest of its batch wrote is committed, which may be what it was waiting for). One early or
 //! failing message thus costs a retry of the rest and its own transaction, never one transaction
-//! per message of the batch, and never holds back, or takes effect for, the others. A batch that
-//! keeps failing, or fails outside any message (its begin or commit), goes one message per
-//! transaction.
+//! per message of the batch, and never holds back, or takes effect for, the others. Past a few
+//! failures in one batch, replaying the whole batch after each would cost too much: a message
+//! that arrived early then splits it instead — the messages before it applied cleanly and
+//! commit as a batch of their own, and the batch goes on after it — so a batch of many early
+//! messages (a cause held up on another topic) costs a transaction per early message, not one
+//! per message. A batch whose messages keep failing otherwise (its database is failing), or that
+//! fails outside any message (its begin or commit), goes one message per transaction.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -82,9 +86,10 @@ impl TxCounts {
     }
 }
 
-/// How many messages of one batch may fail before the rest goes one by one: each failure costs
-/// a rolled-back transaction, so a batch that fails throughout (its database is failing) gives
-/// up on batching early.
+/// How many messages of one batch may fail and be retried without before the batch gives up
+/// replaying its whole rest: each failure costs a rolled-back transaction, so a batch that fails
+/// throughout (its database is failing) gives up on batching early. Past it, early messages
+/// split the batch instead (see the module's documentation).
 const MAX_BATCH_FAILURES: usize = 3;
 
 /// Why a transaction did not commit.
@@ -203,13 +208,30 @@ impl<H: TxHandler> MessageHandler for Transactional<H> {
         // Positions still to apply together, and those to handle alone afterwards, in order.
         let mut together: Vec<usize> = (0..envelopes.len()).collect();
         let mut alone = Vec::new();
+        let mut failures = 0;
         while together.len() > 1 {
             let batch: Vec<&Envelope> = together.iter().map(|&i| envelopes[i]).collect();
             match self.apply_all(&batch).await {
                 Ok(()) => together.clear(),
-                Err(Failed::Message(at, error)) if alone.len() < MAX_BATCH_FAILURES => {
+                Err(Failed::Message(at, error)) if failures < MAX_BATCH_FAILURES => {
                     tracing::debug!(size = batch.len(), %error, "a message failed its batch; applying the batch without it");
+                    failures += 1;
                     alone.push(together.remove(at));
+                }
+                Err(Failed::Message(at, error @ HandlerError::Early(_))) => {
+                    tracing::debug!(size = batch.len(), %error, "a message arrived early; committing the messages before it and going on after it");
+                    let rest = together.split_off(at + 1);
+                    alone.extend(together.pop());
+                    // What came before the early message applied cleanly in this very batch.
+                    if !together.is_empty() {
+                        let before: Vec<&Envelope> =
+                            together.iter().map(|&i| envelopes[i]).collect();
+                        if self.apply_all(&before).await.is_ok() {
+                            together.clear();
+                        }
+                        alone.append(&mut together);
+                    }
+                    together = rest;
                 }
                 Err(Failed::Message(_, error) | Failed::Transaction(error)) => {
                     tracing::debug!(size = batch.len(), %error, "batch failed; handling its messages one by one");

@@ -93,6 +93,7 @@ on_both_backends!(
     an_inbox_row_rolls_back_with_the_effects,
     a_batch_inserts_its_inbox_rows_up_front,
     a_batch_commits_together_and_a_failing_message_goes_alone,
+    many_early_messages_split_a_batch_instead_of_going_one_by_one,
     idempotency_responses_are_stored_and_a_twin_key_conflicts,
     orphaned_claims_are_released_at_start_only_where_one_process_owns_the_db,
     writes_dropped_at_any_point_leave_the_writer_usable,

@@ -418,6 +418,49 @@ pub async fn a_batch_commits_together_and_a_failing_message_goes_alone(db: Db) {
     );
 }
 
+/// Past three failures an early message no longer sends the rest of its batch one message per
+/// transaction: what came before it commits as a batch, and the batch goes on after it.
+pub async fn many_early_messages_split_a_batch_instead_of_going_one_by_one(db: Db) {
+    use kernel::MessageHandler;
+    let handler = storage::Transactional::new(
+        db.clone(),
+        Arc::new(tokio::sync::Notify::new()),
+        EvenOnly {
+            firsts: Mutex::new(Vec::new()),
+        },
+    )
+    .with_inbox("even");
+    // Odd (early) at positions 1, 3, 5, 7 and 9; even everywhere else.
+    let ns = [40, 1, 42, 3, 44, 5, 46, 7, 48, 9, 50, 52, 54];
+    let pings: Vec<Envelope> = ns.iter().map(|&n| ping(n)).collect();
+    let batch: Vec<&Envelope> = pings.iter().collect();
+    let results = handler.handle_batch(&batch).await;
+    for (n, result) in ns.iter().zip(&results) {
+        if n % 2 == 0 {
+            assert!(result.is_ok(), "{n}: {result:?}");
+        } else {
+            assert!(
+                matches!(result, Err(kernel::HandlerError::Early(_))),
+                "{n}: {result:?}"
+            );
+        }
+    }
+    assert_eq!(
+        outbox::backlog(&db).await.unwrap(),
+        8,
+        "every even took effect"
+    );
+    assert_eq!(
+        handler.counts(),
+        storage::TxCounts {
+            committed: 3,
+            rolled_back: 10
+        },
+        "rolled back at 1, 3 and 5 (each retried without); at 7 [40 42 44 46] committed; \
+         at 9 [48] committed; [50 52 54] committed; the five odd ones alone"
+    );
+}
+
 pub async fn idempotency_responses_are_stored_and_a_twin_key_conflicts(db: Db) {
     let response = StoredResponse {
         request_hash: "h1".into(),
