@@ -350,16 +350,21 @@ impl storage::TxHandler for EvenOnly {
     }
 }
 
-pub async fn a_batch_commits_together_and_a_failing_message_goes_alone(db: Db) {
-    use kernel::MessageHandler;
-    let handler = storage::Transactional::new(
+/// An [`EvenOnly`] handler in transactions on `db`, keeping the inbox of group "even".
+fn even_only(db: &Db) -> storage::Transactional<EvenOnly> {
+    storage::Transactional::new(
         db.clone(),
         Arc::new(tokio::sync::Notify::new()),
         EvenOnly {
             firsts: Mutex::new(Vec::new()),
         },
     )
-    .with_inbox("even");
+    .with_inbox("even")
+}
+
+pub async fn a_batch_commits_together_and_a_failing_message_goes_alone(db: Db) {
+    use kernel::MessageHandler;
+    let handler = even_only(&db);
     let (zero, two, four) = (ping(0), ping(2), ping(4));
     let results = handler.handle_batch(&[&zero, &two, &zero]).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
@@ -422,14 +427,7 @@ pub async fn a_batch_commits_together_and_a_failing_message_goes_alone(db: Db) {
 /// transaction: what came before it commits as a batch, and the batch goes on after it.
 pub async fn many_early_messages_split_a_batch_instead_of_going_one_by_one(db: Db) {
     use kernel::MessageHandler;
-    let handler = storage::Transactional::new(
-        db.clone(),
-        Arc::new(tokio::sync::Notify::new()),
-        EvenOnly {
-            firsts: Mutex::new(Vec::new()),
-        },
-    )
-    .with_inbox("even");
+    let handler = even_only(&db);
     // Odd (early) at positions 1, 3, 5, 7 and 9; even everywhere else.
     let ns = [40, 1, 42, 3, 44, 5, 46, 7, 48, 9, 50, 52, 54];
     let pings: Vec<Envelope> = ns.iter().map(|&n| ping(n)).collect();
