@@ -209,8 +209,11 @@ impl<H: TxHandler> MessageHandler for Transactional<H> {
         let mut together: Vec<usize> = (0..envelopes.len()).collect();
         let mut alone = Vec::new();
         let mut failures = 0;
+        let pick = |positions: &[usize]| -> Vec<&Envelope> {
+            positions.iter().map(|&i| envelopes[i]).collect()
+        };
         while together.len() > 1 {
-            let batch: Vec<&Envelope> = together.iter().map(|&i| envelopes[i]).collect();
+            let batch = pick(&together);
             match self.apply_all(&batch).await {
                 Ok(()) => together.clear(),
                 Err(Failed::Message(at, error)) if failures < MAX_BATCH_FAILURES => {
@@ -223,12 +226,7 @@ impl<H: TxHandler> MessageHandler for Transactional<H> {
                     let rest = together.split_off(at + 1);
                     alone.extend(together.pop());
                     // What came before the early message applied cleanly in this very batch.
-                    if !together.is_empty() {
-                        let before: Vec<&Envelope> =
-                            together.iter().map(|&i| envelopes[i]).collect();
-                        if self.apply_all(&before).await.is_ok() {
-                            together.clear();
-                        }
+                    if !together.is_empty() && self.apply_all(&pick(&together)).await.is_err() {
                         alone.append(&mut together);
                     }
                     together = rest;
